@@ -1,0 +1,58 @@
+# The course's commands. `make lab` and `make test` work on a fresh clone with only
+# python3 (3.11+), pip and make: both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LAB_ARGS ?=
+NBVAL := --nbval --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=60
+LINTED := helpers tests bench tools
+
+.PHONY: help install lab test lint unit nbval notebooks bench binder-check ipykernel629-check clean
+
+help:
+	@echo "make lab          start JupyterLab at notebook 00 (creates .venv on first use)"
+	@echo "make test         lint, unit tests of helpers, strict nbval on every notebook"
+	@echo "make notebooks    re-execute every notebook and store its outputs"
+	@echo "make bench        benchmarks that print figures (not tests)"
+	@echo "make binder-check replay Binder's install without Docker and test in it"
+
+$(STAMP): binder/requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(LAB_ARGS) notebooks/00-welcome.ipynb
+
+test: $(STAMP)
+	$(MAKE) --no-print-directory lint unit nbval
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+nbval: $(STAMP)
+	$(BIN)/python -m pytest -q $(NBVAL) notebooks
+
+notebooks: $(STAMP)
+	$(BIN)/python tools/execute_notebooks.py notebooks/*.ipynb
+
+bench: $(STAMP)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+binder-check:
+	bash tools/binder-check.sh
+
+ipykernel629-check:
+	bash tools/ipykernel629-check.sh
+
+clean:
+	rm -rf $(VENV) .venv-binder .venv-ipk629 artifacts notebooks/scratch

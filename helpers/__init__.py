@@ -1,0 +1,1 @@
+"""Helpers for the socket programming course: `from helpers import netlab`."""

@@ -1,0 +1,42 @@
+"""netlab: run socket servers inside a notebook, see what they do, check exercises.
+
+    from helpers import netlab
+
+    def server(port):                  # the seed's server.py, as a function
+        s = socket.socket()
+        s.bind(("127.0.0.1", port))
+        s.listen(5)
+        c, addr = s.accept()
+        ...
+
+    srv = netlab.serve(server)         # returns once it listens; srv.port is its port
+    ...                                # your client connects to ("127.0.0.1", srv.port)
+    srv.stop()
+
+The parts, one module each:
+    _server.py   serve(), the Server handle, the registry that replaces re-run servers
+    _hooks.py    how netlab knows what server threads do (readiness, output, quiet)
+    _display.py  Jupyter: show servers' output at the end of each cell
+    _ports.py    port 5000 when free, else a free port
+    _process.py  scripts as separate processes (the seed's "two terminals")
+"""
+
+from ._ports import choose_port, free_port, is_free
+from ._process import Process, ProcessError, run_script, scratch_dir, start_script
+from ._server import Server, ServerError, running_servers, serve, stop_all
+
+__all__ = [
+    "Process",
+    "ProcessError",
+    "Server",
+    "ServerError",
+    "choose_port",
+    "free_port",
+    "is_free",
+    "run_script",
+    "running_servers",
+    "scratch_dir",
+    "serve",
+    "start_script",
+    "stop_all",
+]

@@ -1,0 +1,52 @@
+"""Choosing a port: the seed's 5000 when it is free, else a free one, saying why.
+
+This file never starts a server; it only probes with a socket that it closes at once.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from ._hooks import IS_WINDOWS
+
+PREFERRED_PORT = 5000
+
+
+def _probe(host: str, port: int, kind=socket.SOCK_STREAM) -> int:
+    """Bind a throwaway socket to (host, port) and return the port it got."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, kind) as probe:
+        if not IS_WINDOWS:
+            # The servers netlab runs use SO_REUSEADDR too (see _server.py), so a port
+            # whose only users are connections in TIME_WAIT counts as free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+        return probe.getsockname()[1]
+
+
+def is_free(port: int, host: str = "127.0.0.1", kind=socket.SOCK_STREAM) -> bool:
+    """True when a server could bind (host, port) right now."""
+    try:
+        _probe(host, port, kind)
+    except OSError:
+        return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1", kind=socket.SOCK_STREAM) -> int:
+    """A port that nothing uses now, chosen by the operating system."""
+    return _probe(host, 0, kind)
+
+
+def choose_port(
+    preferred: int | None = PREFERRED_PORT, host: str = "127.0.0.1", kind=socket.SOCK_STREAM
+) -> tuple[int, str | None]:
+    """Return (port, why): ``preferred`` when free, else a free port and the reason.
+
+    >>> port, why = choose_port()      # (5000, None) on most machines
+    """
+    if preferred in (None, 0):
+        return free_port(host, kind), None
+    if is_free(preferred, host, kind):
+        return preferred, None
+    return free_port(host, kind), f"port {preferred} is taken"

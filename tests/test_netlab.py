@@ -1,0 +1,476 @@
+"""Unit tests of helpers.netlab's core: real sockets on 127.0.0.1, no sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import socketserver
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from helpers import netlab
+
+
+def seed_server(port):
+    """The seed's server.py, as a function (bound to loopback)."""
+    s = socket.socket()
+    print("Socket creation successful")
+    s.bind(("127.0.0.1", port))
+    print("socket binded to %s" % (port))
+    s.listen(5)
+    print("socket is listening")
+    while True:
+        c, addr = s.accept()
+        print("Got connection from", addr)
+        c.send(b"Thank you for connecting")
+        c.close()
+        break
+    s.close()
+
+
+def fetch(port, host="127.0.0.1"):
+    with socket.create_connection((host, port), timeout=5) as s:
+        chunks = []
+        while chunk := s.recv(1024):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def echo_forever(port):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        while True:
+            c, _ = s.accept()
+            with c:
+                while data := c.recv(1024):
+                    c.sendall(data)
+
+
+@pytest.fixture(autouse=True)
+def _stop_servers():
+    yield
+    netlab.stop_all()
+
+
+def test_serve_returns_once_listening_and_learner_accept_gets_the_first_client():
+    srv = netlab.serve(seed_server)
+    # No connection was used up by serve(): the seed's single accept() gets ours.
+    assert fetch(srv.port) == b"Thank you for connecting"
+    srv.wait(5)
+    out = srv.output()
+    assert out.startswith("Socket creation successful\nsocket binded to")
+    assert "Got connection from ('127.0.0.1'," in out
+    assert not srv.running
+
+
+def test_readiness_is_immediate_after_serve(capsys):
+    for _ in range(20):
+        srv = netlab.serve(echo_forever)
+        # connect right away: it must never be refused
+        with socket.create_connection(srv.address, timeout=5) as c:
+            c.sendall(b"ping")
+            assert c.recv(4) == b"ping"
+        srv.stop()
+
+
+def test_server_output_is_shown_labelled_in_order(capsys):
+    srv = netlab.serve(seed_server)
+    startup = capsys.readouterr().out
+    assert startup.splitlines()[:3] == [
+        "[seed_server] Socket creation successful",
+        f"[seed_server] socket binded to {srv.port}",
+        "[seed_server] socket is listening",
+    ]
+    fetch(srv.port)
+    srv.wait(5)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("[seed_server] Got connection from ('127.0.0.1', ")
+
+
+def test_server_thread_output_never_reaches_stdout_directly(capfd):
+    srv = netlab.serve(seed_server)
+    shown_by_serve = capfd.readouterr().out
+    fetch(srv.port)
+    srv._finished.wait(5)
+    # Finished, but nothing shown yet: the server thread itself printed nothing.
+    assert capfd.readouterr().out == ""
+    srv.show()
+    assert "Got connection from" in capfd.readouterr().out
+    assert "socket is listening" in shown_by_serve
+
+
+def test_rerun_replaces_the_previous_server_on_the_same_port(capsys):
+    first = netlab.serve(echo_forever)
+    second = netlab.serve(echo_forever)
+    assert first._stopped and second.running
+    assert second.port == first.port
+    with socket.create_connection(second.address, timeout=5) as c:
+        c.sendall(b"x")
+        assert c.recv(1) == b"x"
+
+
+def test_rerun_after_server_closed_first_time_wait(capsys):
+    # The seed's server closes first, leaving TIME_WAIT on its port; a re-run must bind.
+    srv = netlab.serve(seed_server)
+    fetch(srv.port)
+    srv.wait(5)
+    again = netlab.serve(seed_server)
+    assert again.port == srv.port
+    assert fetch(again.port) == b"Thank you for connecting"
+
+
+def test_port_fallback_when_5000_is_held_by_another_process(capsys):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1',5000)); s.listen()\n"
+            "print('ready', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready", "could not hold port 5000"
+        srv = netlab.serve(echo_forever)
+        out = capsys.readouterr().out
+        assert srv.port != 5000
+        assert "netlab: port 5000 is taken by another program" in out
+        assert f"uses port {srv.port} instead" in out
+        with socket.create_connection(srv.address, timeout=5) as c:
+            c.sendall(b"ok")
+            assert c.recv(2) == b"ok"
+    finally:
+        holder.stdin.close()
+        holder.wait(5)
+
+
+def test_port_taken_by_own_server_names_it(capsys):
+    netlab.serve(echo_forever, name="first")
+    srv = netlab.serve(echo_forever, name="second")
+    out = capsys.readouterr().out
+    assert srv.port != 5000
+    assert "taken by your server 'first'" in out
+
+
+def test_exception_in_server_thread_reaches_the_main_thread(capsys):
+    def crashes(port):
+        s = socket.socket()
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        c, _ = s.accept()
+        c.send("not bytes")
+
+    srv = netlab.serve(crashes)
+    with socket.create_connection(srv.address, timeout=5):
+        pass
+    with pytest.raises(netlab.ServerError) as info:
+        srv.wait(5)
+    assert isinstance(info.value.__cause__, TypeError)
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert 'c.send("not bytes")' in err
+    assert "sockets carry bytes, not str" in err
+    assert "_hooks.py" not in err  # netlab's own frames are hidden
+
+
+def test_crash_before_listen_is_reported():
+    def broken(port):
+        raise ValueError("oops")
+
+    with pytest.raises(netlab.ServerError, match="crashed before it listened"):
+        netlab.serve(broken)
+
+
+def test_function_that_never_listens_is_reported():
+    def no_listen(port):
+        socket.socket().close()
+
+    with pytest.raises(netlab.ServerError, match="returned before it called listen"):
+        netlab.serve(no_listen)
+
+
+def test_stop_is_idempotent_and_bounded_with_a_client_stuck_mid_connection():
+    def reads_forever(port):
+        s = socket.socket()
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        c, _ = s.accept()
+        c.recv(1024)  # the client never sends: blocked here
+
+    srv = netlab.serve(reads_forever)
+    client = socket.create_connection(srv.address, timeout=5)
+    try:
+        start = time.monotonic()
+        srv.stop()
+        srv.stop()
+        assert time.monotonic() - start < 3
+        assert not srv.running
+        assert netlab.is_free(srv.port)
+    finally:
+        client.close()
+
+
+def test_stop_reports_a_thread_it_cannot_interrupt(capsys):
+    release = threading.Event()
+
+    def stuck(port):
+        s = socket.socket()
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        release.wait(10)  # not a socket call: netlab cannot wake it
+
+    srv = netlab.serve(stuck)
+    srv.stop(timeout=0.5)
+    release.set()
+    assert "did not stop within 0.5 s" in capsys.readouterr().err
+    assert netlab.is_free(srv.port)
+
+
+def test_refused_connection_explains_which_address_nobody_listens_on():
+    port = netlab.free_port()
+    with pytest.raises(ConnectionRefusedError) as info:
+        socket.create_connection(("127.0.0.1", port), timeout=5)
+    assert f"nothing listens on 127.0.0.1:{port}" in "\n".join(info.value.__notes__)
+
+
+def test_refused_after_server_finished_says_so():
+    srv = netlab.serve(seed_server)
+    fetch(srv.port)
+    srv.wait(5)
+    with pytest.raises(ConnectionRefusedError) as info:
+        socket.create_connection(srv.address, timeout=5)
+    assert "has finished" in "\n".join(info.value.__notes__)
+
+
+def test_send_str_gets_a_hint():
+    a, b = socket.socketpair()
+    with a, b, pytest.raises(TypeError) as info:
+        a.send("hi")
+    assert "encode()" in "\n".join(info.value.__notes__)
+
+
+def test_quiet_waits_for_output_written_after_the_client_got_its_reply(capsys):
+    def talks_after_reply(port):
+        s = socket.socket()
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        c, _ = s.accept()
+        c.sendall(b"hi")
+        for i in range(200):
+            print("after reply", i)
+        c.close()
+        s.accept()  # then waits for the next client: quiet
+
+    srv = netlab.serve(talks_after_reply)
+    capsys.readouterr()
+    assert fetch(srv.port) == b"hi"
+    srv.show()  # must wait until the 200 lines are written
+    assert capsys.readouterr().out.count("after reply") == 200
+
+
+def test_trace_records_socket_calls():
+    srv = netlab.serve(seed_server, trace=True)
+    fetch(srv.port)
+    srv.wait(5)
+    out = srv.output()
+    assert "  . accept() -> connection from 127.0.0.1:" in out
+    assert "  . send(24 bytes: b'Thank you for connecting') -> 24" in out
+
+
+def test_bind_everywhere_gets_a_note():
+    def everywhere(port):
+        s = socket.socket()
+        s.bind(("", port))
+        s.listen()
+        s.accept()
+
+    srv = netlab.serve(everywhere)
+    assert "listens on every network interface" in srv.output()
+    assert srv.host == "127.0.0.1"
+
+
+def test_thread_per_client_output_is_adopted():
+    def threaded(port):
+        s = socket.socket()
+        s.bind(("127.0.0.1", port))
+        s.listen()
+
+        def handle(c):
+            with c:
+                print("handling", c.recv(10))
+                c.sendall(b"done")
+
+        while True:
+            c, _ = s.accept()
+            threading.Thread(target=handle, args=(c,)).start()
+
+    srv = netlab.serve(threaded)
+    for _ in range(3):
+        with socket.create_connection(srv.address, timeout=5) as c:
+            c.sendall(b"job")
+            assert c.recv(4) == b"done"
+    assert srv.wait_quiet(5)
+    assert srv.output().count("handling b'job'") == 3
+    srv.stop()
+    assert not srv.running
+
+
+def test_asyncio_server_runs_in_its_own_loop():
+    async def aserver(port):
+        async def handle(reader, writer):
+            data = await reader.readline()
+            print("got", data)
+            writer.write(data.upper())
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", port)
+        async with server:
+            await server.serve_forever()
+
+    srv = netlab.serve(aserver)
+    with socket.create_connection(srv.address, timeout=5) as c:
+        c.sendall(b"hello\n")
+        assert c.recv(100) == b"HELLO\n"
+    srv.stop()
+    assert not srv.running
+    assert "got b'hello\\n'" in srv.output()
+
+
+def test_socketserver_stops():
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self):
+            self.wfile.write(self.rfile.readline())
+
+    def ss(port):
+        with socketserver.ThreadingTCPServer(("127.0.0.1", port), Handler) as server:
+            server.serve_forever()
+
+    srv = netlab.serve(ss)
+    with socket.create_connection(srv.address, timeout=5) as c:
+        c.sendall(b"line\n")
+        assert c.recv(10) == b"line\n"
+    start = time.monotonic()
+    srv.stop()
+    assert time.monotonic() - start < 3
+    assert not srv.running
+
+
+def test_udp_server_is_ready_once_bound():
+    def udp(port):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", port))
+        data, addr = s.recvfrom(100)
+        s.sendto(data[::-1], addr)
+
+    srv = netlab.serve(udp)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+        c.settimeout(5)
+        c.sendto(b"abc", srv.address)
+        assert c.recvfrom(100)[0] == b"cba"
+    srv.wait(5)
+
+
+def test_no_thread_or_fd_leak_after_200_cycles():
+    proc = psutil.Process()
+
+    def cycle():
+        with netlab.serve(echo_forever) as srv:
+            with socket.create_connection(srv.address, timeout=5) as c:
+                c.sendall(b"x")
+                assert c.recv(1) == b"x"
+
+    cycle()  # warm up lazily created objects
+    threads, fds = threading.active_count(), proc.num_fds()
+    for _ in range(200):
+        cycle()
+    assert threading.active_count() == threads
+    assert proc.num_fds() <= fds
+
+
+def test_works_from_plain_python_in_a_subprocess():
+    code = (
+        "import socket\n"
+        "from helpers import netlab\n"
+        "def server(port):\n"
+        "    s = socket.socket(); s.bind(('127.0.0.1', port)); s.listen(5)\n"
+        "    print('listening')\n"
+        "    c, a = s.accept(); c.sendall(b'hi'); c.close()\n"
+        "with netlab.serve(server) as srv:\n"
+        "    print(socket.create_connection(srv.address, timeout=5).recv(2))\n"
+        "    srv.wait(5)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    assert out.splitlines() == ["[server] listening", "b'hi'"]
+
+
+def test_run_script_as_two_processes(tmp_path):
+    (tmp_path / "server.py").write_text(
+        "import socket, sys\n"
+        "port = int(sys.argv[1])\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', port)); s.listen(5)\n"
+        "print('socket is listening')\n"
+        "c, addr = s.accept(); c.send(b'Thank you for connecting'); c.close()\n"
+    )
+    (tmp_path / "client.py").write_text(
+        "import socket, sys\n"
+        "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5)\n"
+        "print(s.recv(1024).decode())\n"
+    )
+    port = netlab.free_port()
+    with netlab.start_script("server.py", port, listen_port=port, cwd=tmp_path) as server:
+        client = netlab.run_script("client.py", port, cwd=tmp_path)
+        assert client.output == "Thank you for connecting\n"
+        assert server.wait(5) == 0
+    assert server.output == "socket is listening\n"
+
+
+def test_script_that_fails_to_listen_reports_its_output(tmp_path):
+    (tmp_path / "bad.py").write_text("raise SystemExit('cannot start')\n")
+    with pytest.raises(netlab.ProcessError, match="cannot start"):
+        netlab.start_script("bad.py", listen_port=netlab.free_port(), cwd=tmp_path)
+
+
+def test_linger_zero_client_does_not_crash_the_server_silently(capsys):
+    def reader(port):
+        s = socket.socket()
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        c, _ = s.accept()
+        c.recv(10)
+
+    srv = netlab.serve(reader)
+    c = socket.create_connection(srv.address, timeout=5)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()  # RST
+    with pytest.raises(netlab.ServerError) as info:
+        srv.wait(5)
+    assert isinstance(info.value.__cause__, ConnectionResetError)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SO_REUSEADDR means something else on Windows")
+def test_netlab_sets_reuseaddr_on_server_sockets():
+    seen = {}
+
+    def probe(port):
+        s = socket.socket()
+        s.bind(("127.0.0.1", port))
+        seen["reuse"] = s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
+        s.listen()
+        s.accept()
+
+    netlab.serve(probe)
+    assert seen["reuse"] != 0
