@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LAB_ARGS ?=
+# Jupyter refuses to run as root unless told; CI and containers often are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 NBVAL := --nbval --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=60
 LINTED := helpers tests bench tools
 
@@ -27,7 +29,7 @@ $(STAMP): binder/requirements.txt requirements-dev.txt pyproject.toml
 install: $(STAMP)
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(LAB_ARGS) notebooks/00-welcome.ipynb
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) $(LAB_ARGS) notebooks/00-welcome.ipynb
 
 test: $(STAMP)
 	$(MAKE) --no-print-directory lint unit nbval

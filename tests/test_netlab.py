@@ -108,8 +108,10 @@ def test_server_thread_output_never_reaches_stdout_directly(capfd):
 
 
 def test_rerun_replaces_the_previous_server_on_the_same_port(capsys):
-    first = netlab.serve(echo_forever)
-    second = netlab.serve(echo_forever)
+    preferred = netlab.free_port()  # stands for 5000, which other programs may hold
+    first = netlab.serve(echo_forever, port=preferred)
+    second = netlab.serve(echo_forever, port=preferred)
+    assert first.port == preferred
     assert first._stopped and second.running
     assert second.port == first.port
     with socket.create_connection(second.address, timeout=5) as c:
@@ -119,20 +121,22 @@ def test_rerun_replaces_the_previous_server_on_the_same_port(capsys):
 
 def test_rerun_after_server_closed_first_time_wait(capsys):
     # The seed's server closes first, leaving TIME_WAIT on its port; a re-run must bind.
-    srv = netlab.serve(seed_server)
+    preferred = netlab.free_port()
+    srv = netlab.serve(seed_server, port=preferred)
     fetch(srv.port)
     srv.wait(5)
-    again = netlab.serve(seed_server)
-    assert again.port == srv.port
+    again = netlab.serve(seed_server, port=preferred)
+    assert again.port == srv.port == preferred
     assert fetch(again.port) == b"Thank you for connecting"
 
 
-def test_port_fallback_when_5000_is_held_by_another_process(capsys):
+def test_port_fallback_when_the_preferred_port_is_held_by_another_process(capsys):
+    preferred = netlab.free_port()
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1',5000)); s.listen()\n"
+            f"import socket,sys; s=socket.socket(); s.bind(('127.0.0.1',{preferred})); s.listen()\n"
             "print('ready', flush=True); sys.stdin.read()",
         ],
         stdin=subprocess.PIPE,
@@ -140,12 +144,14 @@ def test_port_fallback_when_5000_is_held_by_another_process(capsys):
         text=True,
     )
     try:
-        assert holder.stdout.readline().strip() == "ready", "could not hold port 5000"
-        srv = netlab.serve(echo_forever)
+        assert holder.stdout.readline().strip() == "ready", "could not hold the port"
+        srv = netlab.serve(echo_forever, port=preferred)
         out = capsys.readouterr().out
-        assert srv.port != 5000
-        assert "netlab: port 5000 is taken by another program" in out
-        assert f"uses port {srv.port} instead" in out
+        assert srv.port != preferred
+        assert (
+            f"netlab: 'echo_forever' is listening on 127.0.0.1:{srv.port} "
+            f"(port {preferred} is taken by another program)" in out
+        )
         with socket.create_connection(srv.address, timeout=5) as c:
             c.sendall(b"ok")
             assert c.recv(2) == b"ok"
@@ -155,11 +161,12 @@ def test_port_fallback_when_5000_is_held_by_another_process(capsys):
 
 
 def test_port_taken_by_own_server_names_it(capsys):
-    netlab.serve(echo_forever, name="first")
-    srv = netlab.serve(echo_forever, name="second")
+    preferred = netlab.free_port()
+    netlab.serve(echo_forever, name="first", port=preferred)
+    srv = netlab.serve(echo_forever, name="second", port=preferred)
     out = capsys.readouterr().out
-    assert srv.port != 5000
-    assert "taken by your server 'first'" in out
+    assert srv.port != preferred
+    assert f"(port {preferred} is taken by your server 'first'; srv.stop() frees it)" in out
 
 
 def test_exception_in_server_thread_reaches_the_main_thread(capsys):
@@ -414,7 +421,10 @@ def test_works_from_plain_python_in_a_subprocess():
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
     ).stdout
-    assert out.splitlines() == ["[server] listening", "b'hi'"]
+    lines = out.splitlines()
+    assert lines[0] == "[server] listening"
+    assert lines[1].startswith("netlab: 'server' is listening on 127.0.0.1:")
+    assert lines[2:] == ["b'hi'"]
 
 
 def test_run_script_as_two_processes(tmp_path):

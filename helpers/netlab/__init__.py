@@ -19,13 +19,28 @@ The parts, one module each:
     _display.py  Jupyter: show servers' output at the end of each cell
     _ports.py    port 5000 when free, else a free port
     _process.py  scripts as separate processes (the seed's "two terminals")
+    _relay.py    a recording relay between a client and a server: every chunk, FIN, RST
+    _diagram.py  sequence diagrams of what the relay recorded (SVG in Jupyter, text elsewhere)
+    _states.py   socket states read from the operating system (what `ss` shows)
 """
 
+from ._diagram import Diagram, sequence_diagram
 from ._ports import choose_port, free_port, is_free
 from ._process import Process, ProcessError, run_script, scratch_dir, start_script
+from ._relay import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Connection, Relay
 from ._server import Server, ServerError, running_servers, serve, stop_all
+from ._states import SocketTable, socket_table, wait_for_state
 
 __all__ = [
+    "CLIENT_TO_SERVER",
+    "SERVER_TO_CLIENT",
+    "Connection",
+    "Diagram",
+    "Relay",
+    "SocketTable",
+    "sequence_diagram",
+    "socket_table",
+    "wait_for_state",
     "Process",
     "ProcessError",
     "Server",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import errno
 import inspect
 import os
 import socket
@@ -33,7 +34,7 @@ import traceback
 import weakref
 
 from . import _hooks
-from ._ports import choose_port
+from ._ports import choose_port, free_port
 
 READY_TIMEOUT = 5.0
 QUIET_TIMEOUT = 2.0
@@ -202,7 +203,6 @@ class Server:
         deadline = time.monotonic() + timeout
         while not self._ready.wait(0.05):
             if self._finished.is_set():
-                self.show(wait=0)
                 if self._errors:
                     raise ServerError(
                         f"netlab: your server {self.name!r} crashed before it listened "
@@ -274,7 +274,14 @@ class Server:
         with self._cond:
             return all(w is not None and not w.ready() for w in self._threads.values())
 
+    @property
+    def errors(self) -> list[BaseException]:
+        """The exceptions the server's threads raised (not those caused by stop())."""
+        with self._cond:
+            return list(self._errors)
+
     def wait_quiet(self, timeout: float = QUIET_TIMEOUT) -> bool:
+        """Wait until the server is quiet (see is_quiet); False if still busy at the bound."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while not self.is_quiet():
@@ -470,18 +477,41 @@ def serve(
     if previous is not None and previous.running:
         previous.stop()
     chosen, why = choose_port(port)
+    because = ""
     if why:
         holder = next((s for s in running_servers() if s.port == port), None)
         if holder is not None:
-            who = f"your server {holder.name!r} (srv.stop() frees it)"
+            who = f"your server {holder.name!r}; srv.stop() frees it"
         else:
-            who = "another program (on macOS the AirPlay Receiver often holds 5000)"
-        print(f"netlab: {why} by {who}, so {name!r} uses port {chosen} instead.")
-    server = Server(target, args, name, chosen, trace)
+            who = "another program"
+            if port == 5000:
+                who += "; on macOS the AirPlay Receiver often holds 5000"
+        because = f" ({why} by {who})"
+    server = _start_server(target, args, name, chosen, trace, timeout)
+    if server is None:  # another program took the port between our probe and the bind
+        chosen = free_port()
+        because = f" (port {port} was taken by another program meanwhile)"
+        server = _start_server(target, args, name, chosen, trace, timeout)
+    server.show()
+    # Always one line, so that a notebook's output has the same shape whether or not
+    # port 5000 was free (nbval's sanitizer removes the parenthesis, see tests/).
+    print(f"netlab: {name!r} is listening on {_format_address(server.address)}{because}")
+    return server
+
+
+def _start_server(target, args, name, port, trace, timeout) -> Server | None:
+    """Start and register a Server; None if its bind() lost a race for the port."""
+    server = Server(target, args, name, port, trace)
     with _registry_lock:
         _registry[name] = server
-    server._start(timeout)
-    server.show()
+    try:
+        server._start(timeout)
+    except ServerError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE and port != 0:
+            return None
+        server.show(wait=0)
+        raise
     return server
 
 

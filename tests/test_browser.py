@@ -1,0 +1,175 @@
+"""A real browser runs notebooks 00 and 01 in JupyterLab, as a learner would.
+
+Starts JupyterLab on a free loopback port over a copy of the notebooks (so autosave can
+never write into the repository), opens each notebook in Debian's headless Chromium
+driven by playwright, runs all cells, and checks that every cell ran, that only the
+cells tagged ``raises-exception`` show an error, that the pictures (SVG diagrams) and
+widgets rendered. Screenshots go to artifacts/browser/ for a person to look at.
+
+Chromium comes from Debian (``apt-get install chromium``, done by .ci/run); playwright's
+own browser download is never used. This test does not skip when Chromium is missing:
+it fails and says how to install it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from helpers import netlab
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "artifacts" / "browser"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    assert os.path.exists(CHROMIUM), "Chromium is missing: apt-get install chromium"
+    root = tmp_path_factory.mktemp("lab")
+    for path in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"):
+        shutil.copy(path, root / path.name)
+    # Own settings: no "news" pop-up over the screenshot, nothing written to ~/.jupyter.
+    settings = tmp_path_factory.mktemp("settings")
+    notification = (
+        settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    )
+    notification.parent.mkdir(parents=True)
+    notification.write_text('{"fetchNews": "false"}')
+    port = netlab.free_port()
+    token = secrets.token_hex(16)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            f"--ServerApp.root_dir={root}",
+            f"--IdentityProvider.token={token}",
+            "--LabApp.expose_app_in_browser=True",
+            *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env=dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(settings)),
+    )
+    started = threading.Event()
+    log: list[str] = []
+
+    def watch():
+        for line in process.stdout:
+            log.append(line)
+            if f"127.0.0.1:{port}/lab" in line:
+                started.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        assert started.wait(90), "JupyterLab did not start:\n" + "".join(log[-30:])
+        yield f"http://127.0.0.1:{port}", token, root
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+def raising_cells(path: Path) -> int:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return sum(
+        1
+        for cell in nb["cells"]
+        if cell["cell_type"] == "code"
+        and "raises-exception" in cell.get("metadata", {}).get("tags", [])
+    )
+
+
+@pytest.mark.parametrize(
+    "name, wants_svg, wants_widget",
+    [("00-welcome.ipynb", False, True), ("01-first-server-and-client.ipynb", True, False)],
+)
+def test_notebook_runs_in_a_real_browser(lab, name, wants_svg, wants_widget):
+    from playwright.sync_api import sync_playwright
+
+    base, token, root = lab
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(f"{base}/lab/tree/{name}?token={token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell")
+            page.wait_for_function(
+                "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                " && window.jupyterapp.shell.currentWidget.sessionContext"
+                " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                ".connectionStatus === 'connected'"
+            )
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            # Every code cell's prompt shows a number once it has run ("[*]" while queued).
+            page.wait_for_function(
+                """() => {
+                    const prompts = [...document.querySelectorAll(
+                        '.jp-CodeCell .jp-InputArea-prompt')];
+                    return prompts.length > 0 &&
+                        prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+                }""",
+                timeout=120_000,
+            )
+            errors = page.evaluate(
+                """() => {
+                    let n = 0;
+                    for (const cell of window.jupyterapp.shell.currentWidget.content.widgets) {
+                        if (cell.model.type !== 'code') continue;
+                        const outputs = cell.model.outputs;
+                        for (let i = 0; i < outputs.length; i++) {
+                            if (outputs.get(i).type === 'error') n++;
+                        }
+                    }
+                    return n;
+                }"""
+            )
+            code_cells = page.locator(".jp-CodeCell").count()
+            svgs = page.locator(".jp-OutputArea-output svg").count()
+            widgets = page.locator(".jp-OutputArea-output .jupyter-widgets").count()
+            page.screenshot(path=str(ARTIFACTS / name.replace(".ipynb", ".png")), full_page=False)
+            # a second picture, scrolled to the first diagram, for people to look at
+            if svgs:
+                page.locator(".jp-OutputArea-output svg").first.scroll_into_view_if_needed()
+                page.screenshot(path=str(ARTIFACTS / name.replace(".ipynb", "-diagram.png")))
+        finally:
+            browser.close()
+    assert code_cells > 0
+    assert errors == raising_cells(root / name), f"{errors} error outputs in {name}"
+    if wants_svg:
+        assert svgs > 0, "no SVG diagram rendered"
+    if wants_widget:
+        assert widgets > 0, "no widget rendered"

@@ -1,0 +1,51 @@
+"""Notebook 01 passes strict nbval while another process holds port 5000.
+
+That is the macOS learner's situation (the AirPlay Receiver holds 5000): netlab must
+pick another port, say why, and the notebook's outputs must still match.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HOLD_5000 = (
+    "import socket, sys\n"
+    "s = socket.socket()\n"
+    "s.bind(('127.0.0.1', 5000))\n"
+    "s.listen()\n"
+    "print('holding', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def test_notebook_01_with_port_5000_taken():
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_5000], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding", "could not hold port 5000"
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--nbval",
+                "--nbval-sanitize-with",
+                str(ROOT / "tests" / "sanitize.cfg"),
+                "--nbval-cell-timeout=60",
+                str(ROOT / "notebooks" / "01-first-server-and-client.ipynb"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+        )
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+        assert " passed" in result.stdout
+    finally:
+        holder.stdin.close()
+        holder.wait(5)
