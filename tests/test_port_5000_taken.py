@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 HOLD_5000 = (
     "import socket, sys\n"
     "s = socket.socket()\n"
+    "# like any real server: TIME_WAIT left by an earlier run must not stop it\n"
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
     "s.bind(('127.0.0.1', 5000))\n"
     "s.listen()\n"
     "print('holding', flush=True)\n"

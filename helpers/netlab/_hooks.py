@@ -229,11 +229,17 @@ def _patch_socket_class():
 
 
 def _patch_selectors():
-    names = ("SelectSelector", "PollSelector", "EpollSelector", "DevpollSelector", "KqueueSelector")
-    for name in names:
-        cls = getattr(selectors, name, None)
-        if cls is None or "select" not in cls.__dict__:
-            continue
+    # Every class of the module that defines select() itself: PollSelector, EpollSelector
+    # and DevpollSelector inherit theirs from the private _PollLikeSelector.
+    classes = [
+        cls
+        for cls in vars(selectors).values()
+        if isinstance(cls, type)
+        and issubclass(cls, selectors.BaseSelector)
+        and "select" in cls.__dict__
+        and not getattr(cls.__dict__["select"], "__isabstractmethod__", False)
+    ]
+    for cls in classes:
         original = cls.__dict__["select"]
 
         def make(original=original):

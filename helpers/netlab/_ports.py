@@ -16,7 +16,7 @@ def _probe(host: str, port: int, kind=socket.SOCK_STREAM) -> int:
     """Bind a throwaway socket to (host, port) and return the port it got."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, kind) as probe:
-        if not IS_WINDOWS:
+        if kind == socket.SOCK_STREAM and not IS_WINDOWS:
             # The servers netlab runs use SO_REUSEADDR too (see _server.py), so a port
             # whose only users are connections in TIME_WAIT counts as free.
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -24,10 +24,12 @@ def _probe(host: str, port: int, kind=socket.SOCK_STREAM) -> int:
         return probe.getsockname()[1]
 
 
-def is_free(port: int, host: str = "127.0.0.1", kind=socket.SOCK_STREAM) -> bool:
-    """True when a server could bind (host, port) right now."""
+def is_free(port: int, host: str = "127.0.0.1", kind=None) -> bool:
+    """True when a server could bind (host, port) right now (``kind=None``: TCP and UDP)."""
+    kinds = (socket.SOCK_STREAM, socket.SOCK_DGRAM) if kind is None else (kind,)
     try:
-        _probe(host, port, kind)
+        for each in kinds:
+            _probe(host, port, each)
     except OSError:
         return False
     return True
@@ -39,14 +41,14 @@ def free_port(host: str = "127.0.0.1", kind=socket.SOCK_STREAM) -> int:
 
 
 def choose_port(
-    preferred: int | None = PREFERRED_PORT, host: str = "127.0.0.1", kind=socket.SOCK_STREAM
+    preferred: int | None = PREFERRED_PORT, host: str = "127.0.0.1", kind=None
 ) -> tuple[int, str | None]:
     """Return (port, why): ``preferred`` when free, else a free port and the reason.
 
     >>> port, why = choose_port()      # (5000, None) on most machines
     """
     if preferred in (None, 0):
-        return free_port(host, kind), None
+        return free_port(host, kind or socket.SOCK_STREAM), None
     if is_free(preferred, host, kind):
         return preferred, None
-    return free_port(host, kind), f"port {preferred} is taken"
+    return free_port(host, kind or socket.SOCK_STREAM), f"port {preferred} is taken"

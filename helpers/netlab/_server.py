@@ -35,8 +35,10 @@ import weakref
 
 from . import _hooks
 from ._ports import choose_port, free_port
+from ._states import in_flight
 
 READY_TIMEOUT = 5.0
+_INET = (socket.AF_INET, socket.AF_INET6)
 QUIET_TIMEOUT = 2.0
 STOP_TIMEOUT = 2.0
 _TRACE_PREVIEW = 40
@@ -270,9 +272,21 @@ class Server:
             ) from self._errors[0]
 
     def is_quiet(self) -> bool:
-        """True when every thread of the server waits on something that is not ready."""
+        """True when every thread of the server waits on something that is not ready,
+        and the kernel has nothing on its way to the server's sockets (see in_flight)."""
         with self._cond:
-            return all(w is not None and not w.ready() for w in self._threads.values())
+            if not all(w is not None and not w.ready() for w in self._threads.values()):
+                return False
+            if not self._threads:
+                return True
+            ports = set()
+            for sock in list(self._sockets):
+                try:
+                    if sock.type == socket.SOCK_STREAM and sock.family in _INET:
+                        ports.add(sock.getsockname()[1])
+                except OSError:
+                    pass  # closed
+            return not in_flight(ports - {0})
 
     @property
     def errors(self) -> list[BaseException]:
@@ -337,6 +351,8 @@ class Server:
             self._cond.notify_all()
 
     def _record_output(self, stream: str, text: str) -> None:
+        if self._stopping:
+            return  # what a server says while stop() wakes it is noise (e.g. recvfrom -> b'')
         key = (threading.current_thread(), stream)
         with self._cond:
             lines = (self._partial.pop(key, "") + text).split("\n")

@@ -28,7 +28,7 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Linux include/net/tcp_states.h; psutil uses the same names.
 TCP_STATES = {
@@ -73,6 +73,9 @@ class SocketRow:
     remote: tuple[str, int]
     state: str
     pid: int | None = None
+    # bytes sent but not yet acknowledged / received but not yet read (Linux /proc only)
+    tx_queue: int = field(default=0, compare=False, repr=False)
+    rx_queue: int = field(default=0, compare=False, repr=False)
 
     @property
     def local_port(self) -> int:
@@ -108,9 +111,46 @@ def _read_proc(path: str, proto: str) -> list[tuple[SocketRow, int]]:
         if len(fields) < 10:
             continue
         state = TCP_STATES.get(int(fields[3], 16), f"0x{fields[3]}")
-        row = SocketRow(proto, _decode_address(fields[1]), _decode_address(fields[2]), state)
+        tx_queue, rx_queue = (int(n, 16) for n in fields[4].split(":"))
+        row = SocketRow(
+            proto,
+            _decode_address(fields[1]),
+            _decode_address(fields[2]),
+            state,
+            tx_queue=tx_queue,
+            rx_queue=rx_queue,
+        )
         rows.append((row, int(fields[9])))
     return rows
+
+
+_OPENING = frozenset({"SYN_SENT", "SYN_RECV", "NEW_SYN_RECV"})
+
+
+def in_flight(ports: set[int]) -> bool:
+    """True when the kernel is still moving something on these ports (Linux; else False).
+
+    A handshake not yet complete, or bytes (a FIN counts as one) sent but neither
+    acknowledged nor waiting in the peer's receive queue. On loopback the kernel may
+    finish that work a moment after connect(), sendall() or close() has returned in the
+    sender, and until then the receiving server thread cannot see it coming.
+    netlab's server quiet check (``_server.py``) asks this before it trusts "quiet".
+    """
+    if not ports or not os.path.exists("/proc/net/tcp"):
+        return False
+    entries = [
+        r for r, _ in _read_proc("/proc/net/tcp", "tcp") + _read_proc("/proc/net/tcp6", "tcp6")
+    ]
+    mine = [r for r in entries if r.local_port in ports or r.remote_port in ports]
+    by_ends = {(r.local, r.remote): r for r in entries}
+    for row in mine:
+        if row.state in _OPENING:
+            return True
+        if row.tx_queue:
+            peer = by_ends.get((row.remote, row.local))
+            if peer is None or peer.rx_queue == 0:
+                return True  # not arrived yet (data waiting in a full peer buffer is not)
+    return False
 
 
 def _owners(inodes: set[int], only_pid: int | None = None) -> dict[int, int]:

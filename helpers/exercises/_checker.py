@@ -1,0 +1,490 @@
+"""The machinery of exercise checks: run learner code, attack it with real sockets, judge.
+
+Rules of this file:
+- It knows no exercise. ``nb02.py``, ``nb03.py``, ... say what to send and what must come
+  back; this file runs the learner's function (a server through ``netlab.serve``, or a
+  client function in a worker thread), provides the attacking sockets on 127.0.0.1 and
+  turns what happened into a ``Verdict``.
+- Every wait has a bound: each socket has a timeout, a learner's function runs in a
+  thread joined with a timeout, and a server is stopped by netlab (bounded) at the end
+  of every check. Nothing sleeps to synchronise: the attacker waits on the socket, on a
+  condition that the learner's ``recv`` notifies, or on netlab's "server is quiet".
+- A verdict is text, the same on every run: no ports, timings or paths in it.
+
+Theory of operation. A check is a function that raises ``Failure(what, hint, sent)``
+when the learner's code misbehaves. ``run_checks`` runs the checks of one exercise in
+order and stops at the first failure (the others are listed as not run): the learner
+fixes one thing at a time, and a broken solution does not wait for every timeout.
+A stub that raises NotImplementedError gives a "not done yet" verdict, not a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import selectors
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from helpers import netlab
+
+REPLY_TIMEOUT = 3.0  # a reply that has not come within 3 s is not coming
+EOF_TIMEOUT = 2.0  # after the last expected byte, the end of the stream must follow soon
+CALL_TIMEOUT = 3.0  # a learner's client function gets this long to return
+
+
+# --- verdicts ---------------------------------------------------------------------------
+
+
+class Failure(Exception):
+    """A check failed: ``what`` happened on input ``sent``; ``hint`` says what to change."""
+
+    def __init__(self, what: str, hint: str, sent: str | None = None):
+        super().__init__(what)
+        self.what = what
+        self.hint = hint
+        self.sent = sent
+
+
+class NotDone(Exception):
+    """The learner's function is still the stub (it raised NotImplementedError)."""
+
+
+@dataclass
+class Outcome:
+    title: str
+    status: str  # "pass", "fail" or "skip"
+    failure: Failure | None = None
+
+
+class Verdict:
+    """What the checks found; shows itself as text (in a notebook: as the cell's output)."""
+
+    def __init__(self, subject: str, outcomes: list[Outcome], not_done: bool = False):
+        self.subject = subject
+        self.outcomes = outcomes
+        self.not_done = not_done
+
+    @property
+    def passed(self) -> bool:
+        return not self.not_done and all(o.status == "pass" for o in self.outcomes)
+
+    @property
+    def failure(self) -> Failure | None:
+        """The first failed check's Failure (None when every check passed)."""
+        return next((o.failure for o in self.outcomes if o.failure is not None), None)
+
+    @property
+    def hint(self) -> str:
+        failure = self.failure
+        return failure.hint if failure else ""
+
+    def text(self) -> str:
+        if self.not_done:
+            return (
+                f"{self.subject}: not done yet (it raises NotImplementedError).\n"
+                "Write it in the exercise cell, run that cell, then run this check again."
+            )
+        good = sum(o.status == "pass" for o in self.outcomes)
+        if self.passed:
+            lines = [f"{self.subject}: all {good} checks passed. Well done!"]
+        else:
+            lines = [f"{self.subject}: {good} of {len(self.outcomes)} checks passed."]
+        for outcome in self.outcomes:
+            if outcome.status == "pass":
+                lines.append(f"  ✓ {outcome.title}")
+            elif outcome.status == "skip":
+                lines.append(f"  · {outcome.title} (not run: fix the one above first)")
+            else:
+                failure = outcome.failure
+                lines.append(f"  ✗ {outcome.title}")
+                if failure.sent:
+                    lines.append(f"      input: {failure.sent}")
+                lines.append(f"      what happened: {failure.what}")
+                lines.append(f"      hint: {failure.hint}")
+        return "\n".join(lines)
+
+    __str__ = text
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(self.text())
+
+
+def run_checks(subject: str, checks) -> Verdict:
+    """Run ``checks`` (pairs of title and no-argument function) in order; judge."""
+    outcomes = []
+    failed = False
+    for title, check in checks:
+        if failed:
+            outcomes.append(Outcome(title, "skip"))
+            continue
+        try:
+            check()
+        except NotDone:
+            return Verdict(subject, [], not_done=True)
+        except Failure as failure:
+            outcomes.append(Outcome(title, "fail", failure))
+            failed = True
+        else:
+            outcomes.append(Outcome(title, "pass"))
+    return Verdict(subject, outcomes)
+
+
+# --- describing bytes and exceptions -----------------------------------------------------
+
+
+def show_bytes(data, limit: int = 48) -> str:
+    """``b'hello'``, or for long data ``1048576 bytes (b'abc'...)``."""
+    data = bytes(data)
+    if len(data) <= limit:
+        return repr(data)
+    return f"{len(data)} bytes ({data[: limit // 2]!r}...)"
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``ValueError: message`` without anything that varies between runs."""
+    text = str(exc).split("\n")[0]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# --- running a learner's client function --------------------------------------------------
+
+
+@dataclass
+class Call:
+    finished: bool
+    result: object = None
+    error: BaseException | None = None
+
+
+def call_bounded(func, *args, timeout: float = CALL_TIMEOUT, on_timeout=None) -> Call:
+    """Call ``func(*args)`` in a worker thread; wait at most ``timeout`` seconds.
+
+    ``on_timeout`` (e.g. closing the socket the function reads) runs when the bound is
+    hit, so that a function stuck in recv() or spinning on b'' ends instead of lingering.
+    A stub's NotImplementedError becomes NotDone.
+    """
+    call = Call(False)
+
+    def work():
+        try:
+            call.result = func(*args)
+        except BaseException as exc:  # noqa: BLE001 - reported in the verdict
+            call.error = exc
+
+    worker = threading.Thread(target=work, name="exercise-call", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    call.finished = not worker.is_alive()
+    if not call.finished and on_timeout is not None:
+        on_timeout()
+        worker.join(1.0)
+    if call.finished and isinstance(call.error, NotImplementedError):
+        raise NotDone()
+    return call
+
+
+class WatchedSocket(socket.socket):
+    """A real connected socket that counts the bytes its user has received.
+
+    The attacker sends the next piece of a message only once the learner's code has
+    read everything before it, so "one byte at a time" really arrives one byte per
+    ``recv`` (loopback would otherwise merge small sends).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.received = 0
+        self.read_calls = 0
+        self.changed = threading.Condition()
+
+    def _count(self, n: int) -> None:
+        with self.changed:
+            self.received += n
+            self.read_calls += 1
+            self.changed.notify_all()
+
+    def recv(self, *args, **kwargs):
+        data = super().recv(*args, **kwargs)
+        self._count(len(data))
+        return data
+
+    def recv_into(self, buffer, *args, **kwargs):
+        n = super().recv_into(buffer, *args, **kwargs)
+        self._count(n)
+        return n
+
+    def wait_received(self, total: int, timeout: float) -> bool:
+        """Wait until the user has received ``total`` bytes in all (or the bound)."""
+        with self.changed:
+            return self.changed.wait_for(lambda: self.received >= total, timeout)
+
+
+@contextlib.contextmanager
+def connected_pair():
+    """Yield (learner_side, attacker_side): two ends of a real TCP connection on loopback.
+
+    The learner's end is a WatchedSocket in blocking mode; the attacker's has a timeout.
+    """
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(REPLY_TIMEOUT)
+        learner = WatchedSocket(socket.AF_INET, socket.SOCK_STREAM)
+        attacker = None
+        try:
+            learner.settimeout(REPLY_TIMEOUT)
+            learner.connect(listener.getsockname())
+            learner.settimeout(None)
+            attacker, _ = listener.accept()
+            attacker.settimeout(REPLY_TIMEOUT)
+            yield learner, attacker
+        finally:
+            learner.close()
+            if attacker is not None:
+                attacker.close()
+
+
+def feed(learner: WatchedSocket, attacker: socket.socket, pieces, call_done: threading.Event):
+    """Send ``pieces`` one after another, each only once the learner read all before it."""
+    total = 0
+    for piece in pieces:
+        if total:
+            with learner.changed:
+                learner.changed.wait_for(
+                    lambda total=total: learner.received >= total or call_done.is_set(),
+                    REPLY_TIMEOUT,
+                )
+            if call_done.is_set():
+                return
+        attacker.sendall(piece)
+        total += len(piece)
+
+
+def call_with_pieces(
+    func, learner, attacker, pieces, *args, close_after=False, timeout: float = CALL_TIMEOUT
+) -> Call:
+    """Run ``func(learner, *args)`` while the attacker feeds it ``pieces``."""
+    done = threading.Event()
+    feeder_error = []
+
+    def feeder():
+        try:
+            feed(learner, attacker, pieces, done)
+            if close_after:
+                # End of stream once everything sent was read (or the function returned).
+                total = sum(len(p) for p in pieces)
+                with learner.changed:
+                    learner.changed.wait_for(
+                        lambda: learner.received >= total or done.is_set(), REPLY_TIMEOUT
+                    )
+                attacker.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            feeder_error.append(exc)
+
+    thread = threading.Thread(target=feeder, name="exercise-feeder", daemon=True)
+    thread.start()
+
+    def wrapped(*call_args):
+        try:
+            return func(*call_args)
+        finally:
+            done.set()
+
+    def unblock():
+        with contextlib.suppress(OSError):
+            learner.shutdown(socket.SHUT_RDWR)  # wakes a recv() blocked in another thread
+        learner.close()
+
+    call = call_bounded(wrapped, learner, *args, timeout=timeout, on_timeout=unblock)
+    done.set()
+    thread.join(REPLY_TIMEOUT)
+    return call
+
+
+# --- running a learner's server ------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def serving(server_func, crash_hints=None, args=()):
+    """Run the learner's ``server_func(port, *args)`` with netlab for one check; yield the Server.
+
+    Whatever the server prints stays out of the verdict. If the server crashed, the
+    check fails with the exception it raised, and ``crash_hints`` (a function from the
+    exception to a hint, or None) explains it in the exercise's words.
+    """
+    name = f"check-{getattr(server_func, '__name__', 'server')}"
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        try:
+            server = netlab.serve(server_func, *args, port=None, name=name)
+        except netlab.ServerError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, NotImplementedError):
+                raise NotDone() from None
+            if cause is not None:
+                raise Failure(
+                    f"your server raised {describe_exception(cause)} before it listened",
+                    _crash_hint(crash_hints, cause)
+                    or "Read the exception: the server must bind() and listen() first.",
+                ) from None
+            raise Failure(
+                "your server did not start listening",
+                "Create the socket, bind(('127.0.0.1', port)) with the port you are given, "
+                "and call listen() before accept().",
+            ) from None
+    failure = None
+    try:
+        yield server
+    except Failure as exc:
+        failure = exc
+    except OSError as exc:
+        failure = Failure(
+            f"the connection broke: {describe_exception(exc)}",
+            "Your server closed or reset the connection before the conversation was over.",
+        )
+    finally:
+        server.wait_quiet(0.5)
+        errors = list(getattr(server, "_errors", []))  # netlab keeps them; no public API yet
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            server.stop()
+    if errors:
+        crash = errors[0]
+        if isinstance(crash, NotImplementedError):
+            raise NotDone()
+        what = f"your server crashed with {describe_exception(crash)}"
+        if failure is not None:
+            what = f"{failure.what}; {what}"
+        hint = _crash_hint(crash_hints, crash) or (
+            failure.hint if failure else "Read the exception: your server must keep running."
+        )
+        raise Failure(what, hint, failure.sent if failure else None)
+    if failure is not None:
+        raise failure
+
+
+def _crash_hint(crash_hints, exc: BaseException) -> str | None:
+    if isinstance(exc, TypeError) and "bytes-like" in str(exc):
+        return (
+            "Sockets carry bytes, not str: send text.encode() (or a b'...' literal), "
+            "and decode what you receive with .decode()."
+        )
+    return crash_hints(exc) if crash_hints else None
+
+
+def connect(server, timeout: float = REPLY_TIMEOUT) -> socket.socket:
+    """A client socket connected to the learner's server (with a timeout)."""
+    try:
+        return socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+    except ConnectionRefusedError:
+        raise Failure(
+            "the connection was refused: your server no longer listened",
+            "A server serves client after client: put accept() and the conversation in a "
+            "`while True:` loop, and do not close the listening socket after one client.",
+        ) from None
+    except TimeoutError:
+        raise Failure(
+            "connecting timed out: your server's queue of waiting connections was full",
+            "Call listen() once, then accept() clients one after another in a loop.",
+        ) from None
+
+
+def read_reply(sock, server, until, limit: int = 64 * 1024 * 1024, timeout=REPLY_TIMEOUT):
+    """Read from ``sock`` until ``until(data)`` is true, the peer closes, or a bound.
+
+    Returns (data, how) with how in "done", "eof", "reset", "timeout", "server-gone".
+    Waits on the socket itself in short slices so that a server that has crashed
+    (netlab knows) ends the wait at once instead of after the whole timeout.
+    """
+    data = bytearray()
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_READ)
+        while not until(data):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return bytes(data), "timeout"
+            if not selector.select(min(remaining, 0.1)):
+                if server is not None and not server.running:
+                    return bytes(data), "server-gone"
+                continue
+            try:
+                chunk = sock.recv(min(1 << 20, limit - len(data)) or 1)
+            except ConnectionError:
+                return bytes(data), "reset"
+            except TimeoutError:
+                return bytes(data), "timeout"
+            if not chunk:
+                return bytes(data), "eof"
+            data += chunk
+    return bytes(data), "done"
+
+
+def read_to_eof(sock, server, timeout=REPLY_TIMEOUT):
+    """Read until the server closes the connection (or a bound); return (data, how)."""
+    return read_reply(sock, server, lambda data: False, timeout=timeout)
+
+
+def abort(sock: socket.socket) -> None:
+    """Close with a reset (RST) instead of the polite FIN: a client that vanishes."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.close()
+
+
+def send_in_background(sock: socket.socket, data: bytes, shut: bool = True) -> threading.Thread:
+    """sendall ``data`` in a thread (so the attacker can read replies meanwhile)."""
+
+    def send():
+        try:
+            sock.sendall(data)
+            if shut:
+                sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the reader sees what went wrong
+
+    thread = threading.Thread(target=send, name="exercise-sender", daemon=True)
+    thread.start()
+    return thread
+
+
+def many_clients(count: int, conversation, timeout: float = 15.0) -> list:
+    """Run ``conversation(index)`` for ``count`` clients at once; return their results.
+
+    A result is whatever the conversation returned, or the Failure it raised; clients
+    that did not finish within ``timeout`` give a Failure too. Results are in client
+    order, so the verdict names the lowest-numbered failing client on every run.
+    """
+    results: list = [None] * count
+    start = threading.Barrier(count, timeout=REPLY_TIMEOUT)
+
+    def run(index):
+        try:
+            start.wait()
+        except threading.BrokenBarrierError:
+            pass
+        try:
+            results[index] = conversation(index)
+        except Failure as failure:
+            results[index] = failure
+        except OSError as exc:
+            results[index] = Failure(f"client {index + 1} got {describe_exception(exc)}", "")
+
+    threads = [
+        threading.Thread(target=run, args=(i,), name=f"exercise-client-{i}", daemon=True)
+        for i in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for index, thread in enumerate(threads):
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            results[index] = Failure(
+                f"client {index + 1} had no complete answer after {timeout:g} s", ""
+            )
+    return results

@@ -1,0 +1,496 @@
+"""Exercises of notebook 03, bytes and streams: each ``check_<name>(function)`` attacks it.
+
+    from helpers.exercises import nb03
+    nb03.check_recv_exactly(recv_exactly)       # the verdict shows itself
+
+What each check expects is written as data (the pieces sent, the answer due) or as a
+small pure function (``expected_frame``), apart from the sockets that carry it.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+from ._checker import (
+    CALL_TIMEOUT,
+    EOF_TIMEOUT,
+    REPLY_TIMEOUT,
+    Failure,
+    call_bounded,
+    call_with_pieces,
+    connect,
+    connected_pair,
+    describe_exception,
+    read_reply,
+    read_to_eof,
+    run_checks,
+    send_in_background,
+    serving,
+    show_bytes,
+)
+
+HINT_ONE_RECV = (
+    "recv(n) returns *up to* n bytes: whatever has arrived so far. Call it in a loop, "
+    "asking each time for the bytes still missing, until you have them all."
+)
+HINT_EOF_LOOP = (
+    "Once the peer has closed, recv() returns b'' at once, forever: check `if not chunk:` "
+    "(compare with b'', not '') and stop."
+)
+HINT_DECODE_WHOLE = (
+    "A UTF-8 character can be split between two reads: decode the whole message once it "
+    "has all arrived, not each chunk (or use codecs.getincrementaldecoder('utf-8')())."
+)
+
+
+def _unexpected(call, what_it_should: str) -> Failure:
+    return Failure(
+        f"it raised {describe_exception(call.error)}",
+        f"Read the exception above: your function should {what_it_should}.",
+    )
+
+
+# --- Exercise 1: recv_exactly -----------------------------------------------------------
+
+
+def _expect_bytes(result, expected: bytes, sent: str) -> None:
+    if not isinstance(result, bytes | bytearray):
+        raise Failure(
+            f"it returned {type(result).__name__} {result!r:.60}",
+            "Return the bytes you received (a bytes object), joined together.",
+            sent,
+        )
+    if bytes(result) != expected:
+        if expected.startswith(bytes(result)):
+            raise Failure(
+                f"it returned {show_bytes(result)}: only what had arrived so far",
+                HINT_ONE_RECV,
+                sent,
+            )
+        raise Failure(f"it returned {show_bytes(result)}", HINT_ONE_RECV, sent)
+
+
+def check_recv_exactly(recv_exactly) -> object:
+    """Attack ``recv_exactly(sock, n)``: it must return exactly n bytes, or raise at EOF."""
+
+    def exchange(pieces, n, close_after=False, timeout=CALL_TIMEOUT):
+        with connected_pair() as (learner, attacker):
+            call = call_with_pieces(
+                recv_exactly,
+                learner,
+                attacker,
+                pieces,
+                n,
+                close_after=close_after,
+                timeout=timeout,
+            )
+            left = b""
+            if call.finished and call.error is None:
+                learner.settimeout(0.5)
+                attacker.shutdown(socket.SHUT_WR)
+                left = _drain(learner)
+            return call, left
+
+    def pieces_check(pieces, n, sent):
+        def check():
+            call, _ = exchange(pieces, n)
+            if not call.finished:
+                raise Failure(
+                    f"it had not returned after {CALL_TIMEOUT:g} s, though all {n} bytes were sent",
+                    "Stop as soon as you have n bytes: loop `while len(data) < n`.",
+                    sent,
+                )
+            if call.error is not None:
+                raise _unexpected(call, f"return {n} bytes")
+            _expect_bytes(call.result, b"".join(pieces)[:n], sent)
+
+        return check
+
+    def leaves_the_rest():
+        call, left = exchange([b"hello world"], 5)
+        sent = "b'hello world' in one send, then recv_exactly(sock, 5)"
+        if call.error is not None:
+            raise _unexpected(call, "return 5 bytes")
+        _expect_bytes(call.result, b"hello", sent)
+        if left != b" world":
+            raise Failure(
+                f"the bytes after the first 5 were gone from the socket (left: {show_bytes(left)})",
+                "Ask recv for at most the bytes still missing, recv(n - len(data)): what you "
+                "read beyond n is the start of the next message, and it would be lost.",
+                sent,
+            )
+
+    def closed_early():
+        sent = "b'abc', then the peer closed; recv_exactly(sock, 5)"
+        call, _ = exchange([b"abc"], 5, close_after=True, timeout=EOF_TIMEOUT)
+        if not call.finished:
+            raise Failure(
+                f"it was still running {EOF_TIMEOUT:g} s after the peer had closed",
+                HINT_EOF_LOOP + " Then raise EOFError: the missing bytes will never come.",
+                sent,
+            )
+        if call.error is None:
+            raise Failure(
+                f"it returned {call.result!r:.60} instead of raising",
+                "When recv returns b'' before you have n bytes, the peer has closed and the "
+                "rest will never come: raise EOFError('connection closed') instead of "
+                "returning a short result.",
+                sent,
+            )
+        if not isinstance(call.error, OSError | EOFError):
+            raise _unexpected(call, "raise EOFError when the peer closes early")
+
+    big = bytes(range(256)) * 4096
+    return run_checks(
+        "recv_exactly",
+        [
+            ("5 bytes sent at once", pieces_check([b"hello"], 5, "b'hello' in one send")),
+            (
+                "5 bytes sent one byte at a time",
+                pieces_check([b"h", b"e", b"l", b"l", b"o"], 5, "b'h', b'e', b'l', b'l', b'o'"),
+            ),
+            (
+                "a message that stalls halfway, then continues",
+                pieces_check([b"hel", b"lo"], 5, "b'hel', a pause, then b'lo'"),
+            ),
+            ("1 MiB, more than one recv returns", pieces_check([big], len(big), "1048576 bytes")),
+            ("leaves the bytes after the n-th in the socket", leaves_the_rest),
+            ("raises EOFError when the peer closes too early", closed_early),
+        ],
+    )
+
+
+def _drain(sock) -> bytes:
+    data = b""
+    try:
+        while chunk := socket.socket.recv(sock, 4096):
+            data += chunk
+    except OSError:
+        pass
+    return data
+
+
+# --- Exercise 2: encode_message -----------------------------------------------------------
+
+
+def expected_frame(text: str) -> bytes:
+    """The frame of ``text``: 4-byte big-endian length of its UTF-8 bytes, then the bytes."""
+    payload = text.encode("utf-8")
+    return struct.pack("!I", len(payload)) + payload
+
+
+def check_encode_message(encode_message) -> object:
+    """Check ``encode_message(text) -> bytes`` (a pure function: no socket needed)."""
+
+    def case(text):
+        def check():
+            sent = f"encode_message({text!r:.40})"
+            call = call_bounded(encode_message, text)
+            if call.error is not None:
+                if "format requires" in str(call.error) or "argument out of range" in str(
+                    call.error
+                ):
+                    raise Failure(
+                        f"it raised {describe_exception(call.error)}",
+                        "The length must fit 4 bytes: struct format '!I' (unsigned int), "
+                        "not '!H' (2 bytes, at most 65535).",
+                        sent,
+                    )
+                raise _unexpected(call, "return the frame as bytes")
+            result, expected = call.result, expected_frame(text)
+            if not isinstance(result, bytes | bytearray):
+                raise Failure(
+                    f"it returned {type(result).__name__}",
+                    "A frame is bytes: struct.pack(...) + text.encode('utf-8').",
+                    sent,
+                )
+            result = bytes(result)
+            if result == expected:
+                return
+            header = result[:4]
+            payload = text.encode("utf-8")
+            if len(payload) < 65536 and result == struct.pack("!H", len(payload)) + payload:
+                hint = (
+                    "The header is 2 bytes: use struct format '!I' (4 bytes, lengths up to "
+                    "4 GiB), not '!H' (2 bytes, at most 65535)."
+                )
+            elif header == expected[:4][::-1] and result[4:] == expected[4:]:
+                hint = (
+                    "The length is in little-endian order: use '!I' (network byte order, "
+                    "big-endian), the same on every machine."
+                )
+            elif header == struct.pack("!I", len(text)) and result[4:] == expected[4:]:
+                hint = (
+                    "The length counts characters, but the receiver counts bytes: 'é' and "
+                    "'✓' take 2 and 3 bytes in UTF-8. Encode first, then take len() of "
+                    "the bytes."
+                )
+            else:
+                hint = "Expected struct.pack('!I', len(data)) + data, with data = text.encode()."
+            raise Failure(
+                f"it returned {show_bytes(result)}, expected {show_bytes(expected)}", hint, sent
+            )
+
+        return check
+
+    return run_checks(
+        "encode_message",
+        [
+            ("'hi' becomes b'\\x00\\x00\\x00\\x02hi'", case("hi")),
+            ("the empty message", case("")),
+            ("'héllo ✓': the length counts bytes, not characters", case("héllo ✓")),
+            ("a message of 70000 characters (longer than 65535)", case("x" * 70000)),
+        ],
+    )
+
+
+# --- Exercise 3: recv_message ------------------------------------------------------------------
+
+
+def check_recv_message(recv_message) -> object:
+    """Attack ``recv_message(sock) -> str``: one framed message per call."""
+
+    def calls(pieces, how_many, close_after=False, timeout=CALL_TIMEOUT):
+        results = []
+        with connected_pair() as (learner, attacker):
+
+            def several(sock):
+                for _ in range(how_many):
+                    results.append(recv_message(sock))
+
+            call = call_with_pieces(
+                several, learner, attacker, pieces, close_after=close_after, timeout=timeout
+            )
+        return call, results
+
+    def expect(pieces, texts, sent):
+        def check():
+            call, results = calls(pieces, len(texts))
+            if not call.finished:
+                raise Failure(
+                    f"after returning {results!r:.60}, it was still waiting for bytes",
+                    "Read exactly the 4 header bytes, then exactly `length` bytes, with "
+                    "recv_exactly: a bigger recv swallows the start of the next message.",
+                    sent,
+                )
+            if call.error is not None:
+                if isinstance(call.error, UnicodeDecodeError):
+                    raise Failure(
+                        f"it raised {describe_exception(call.error)}", HINT_DECODE_WHOLE, sent
+                    )
+                if "unpack requires" in str(call.error):
+                    raise Failure(
+                        f"it raised {describe_exception(call.error)}",
+                        "Read the header with recv_exactly(sock, 4): the 4 header bytes may "
+                        "arrive in pieces, and one recv returns only what has arrived.",
+                        sent,
+                    )
+                raise _unexpected(call, "return the message as str")
+            if results != texts:
+                raise Failure(
+                    f"it returned {results!r:.80}, expected {texts!r:.80}",
+                    "Read the header with recv_exactly(sock, 4), unpack the length with "
+                    "struct.unpack('!I', header), then recv_exactly(sock, length).decode().",
+                    sent,
+                )
+
+        return check
+
+    def closed_mid_frame():
+        sent = "the header of a 10-byte message and 3 bytes, then the peer closed"
+        pieces = [struct.pack("!I", 10) + b"abc"]
+        call, _ = calls(pieces, 1, close_after=True, timeout=EOF_TIMEOUT)
+        if not call.finished:
+            raise Failure(
+                f"it was still running {EOF_TIMEOUT:g} s after the peer had closed",
+                HINT_EOF_LOOP,
+                sent,
+            )
+        if call.error is None:
+            raise Failure(
+                "it returned instead of raising",
+                "The message is incomplete: let recv_exactly raise EOFError.",
+                sent,
+            )
+
+    one = expected_frame("héllo")
+    big_text = "ü" * 300_000
+    return run_checks(
+        "recv_message",
+        [
+            ("one message sent at once", expect([expected_frame("hello")], ["hello"], "one frame")),
+            (
+                "a message sent one byte at a time ('é' split in two)",
+                expect(
+                    [one[i : i + 1] for i in range(len(one))],
+                    ["héllo"],
+                    f"{show_bytes(one)}, one byte per send",
+                ),
+            ),
+            (
+                "two messages in one send",
+                expect(
+                    [expected_frame("one") + expected_frame("two")],
+                    ["one", "two"],
+                    "the frames of 'one' and 'two' in a single send",
+                ),
+            ),
+            (
+                "a message of 600000 bytes",
+                expect([expected_frame(big_text)], [big_text], "the frame of 'ü' * 300000"),
+            ),
+            ("raises when the peer closes mid-message", closed_mid_frame),
+        ],
+    )
+
+
+# --- Exercise 4: upper_server ---------------------------------------------------------------
+
+
+def _upper_crash(exc):
+    if isinstance(exc, UnicodeDecodeError):
+        return HINT_DECODE_WHOLE
+    return None
+
+
+def check_upper_server(upper_server) -> object:
+    """Attack ``upper_server(port)``: read until b'', reply in capitals, close."""
+
+    def ask(pieces, expected, sent):
+        with serving(upper_server, _upper_crash) as server, connect(server) as sock:
+            if len(pieces) == 1:
+                send_in_background(sock, pieces[0])
+            else:
+                try:
+                    for piece in pieces:
+                        sock.sendall(piece)
+                        server.wait_quiet(1.0)  # the server has read it and waits for more
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass  # the server closed early: what it replied tells why
+            _expect_reply_then_eof(sock, server, expected, sent)
+
+    text = "héllo wörld"
+    data = text.encode()
+
+    def one_after_another():
+        with serving(upper_server, _upper_crash) as server:
+            for i in range(3):
+                with connect(server) as sock:
+                    sock.sendall(f"client {i}".encode())
+                    sock.shutdown(socket.SHUT_WR)
+                    _expect_reply_then_eof(
+                        sock, server, f"CLIENT {i}".encode(), f"three clients, client {i + 1}"
+                    )
+
+    return run_checks(
+        "upper_server",
+        [
+            (
+                "b'hello' comes back as b'HELLO', then the end",
+                lambda: ask(
+                    [b"hello"], b"HELLO", "b'hello', then the client shut down its sending side"
+                ),
+            ),
+            (
+                "text sent one byte at a time ('é' split in two)",
+                lambda: ask(
+                    [data[i : i + 1] for i in range(len(data))],
+                    text.upper().encode(),
+                    f"{show_bytes(data)}, one byte per send",
+                ),
+            ),
+            ("three clients, one after another", one_after_another),
+        ],
+    )
+
+
+def _expect_reply_then_eof(sock, server, expected, sent, big=False):
+    data, how = read_reply(sock, server, lambda d: len(d) >= len(expected))
+    if data != expected:
+        _judge_reply(data, how, expected, sent, big)
+    _, how = read_to_eof(sock, server, timeout=EOF_TIMEOUT)
+    if how != "eof":
+        raise Failure(
+            "the reply came, but the connection stayed open",
+            "Close the client's socket (conn.close()) once you have replied, so that the "
+            "client sees the end of the reply.",
+            sent,
+        )
+
+
+# --- Exercise 5: download_server -------------------------------------------------------------
+
+BIG_SIZE = 6 * 1024 * 1024
+
+
+def check_download_server(download_server) -> object:
+    """Attack ``download_server(port, data)``: send ``data`` to each client, then close."""
+
+    def download(data, sent, rcvbuf=None, clients=1):
+        with serving(download_server, args=(data,)) as server:
+            for _ in range(clients):
+                with socket.socket() as sock:
+                    if rcvbuf:
+                        # A small receive window: the data cannot all be in flight at once,
+                        # so a single send() on a socket with a timeout returns early.
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+                    sock.settimeout(5.0)
+                    try:
+                        sock.connect(("127.0.0.1", server.port))
+                    except ConnectionRefusedError:
+                        raise Failure(
+                            "the second client was refused: your server had stopped",
+                            "Serve client after client: accept() in a `while True:` loop.",
+                            sent,
+                        ) from None
+                    _expect_reply_then_eof(sock, server, data, sent, big=len(data) > 1 << 20)
+
+    big = b"0123456789abcdef" * (BIG_SIZE // 16)
+    return run_checks(
+        "download_server",
+        [
+            ("a client gets b'hello', then the end", lambda: download(b"hello", "data = b'hello'")),
+            (
+                "a client that reads with a small buffer gets all 6 MiB",
+                lambda: download(
+                    big, "data = 6 MiB, read by a client with SO_RCVBUF = 16 KiB", rcvbuf=16384
+                ),
+            ),
+            (
+                "three clients, one after another",
+                lambda: download(
+                    b"hello", "data = b'hello', three clients one after another", clients=3
+                ),
+            ),
+        ],
+    )
+
+
+def _judge_reply(data, how, expected, sent, big=False):
+    if how == "timeout":
+        raise Failure(
+            f"no complete reply within {REPLY_TIMEOUT:g} s (got {show_bytes(data)})",
+            HINT_EOF_LOOP + " The client has finished sending when recv returns b''.",
+            sent,
+        )
+    if how == "server-gone":
+        raise Failure(
+            f"the server stopped after replying {show_bytes(data)}",
+            "Keep serving: accept clients in a `while True:` loop.",
+            sent,
+        )
+    if big and expected.startswith(data) and data:
+        raise Failure(
+            f"only {len(data)} of {len(expected)} bytes came back",
+            "send() may send only part of the data (it returns how much): with a timeout set "
+            "on the socket it often does. Use sendall(), which loops until all is sent.",
+            sent,
+        )
+    raise Failure(
+        f"the reply was {show_bytes(data)}, expected {show_bytes(expected)}",
+        "Read until recv returns b'' (the client has finished), then reply once: one recv "
+        "is not the whole message. " + HINT_DECODE_WHOLE.split(":")[0] + ".",
+        sent,
+    )

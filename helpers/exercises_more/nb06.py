@@ -1,0 +1,321 @@
+"""Exercises of notebook 06, UDP.
+
+    nb06.check_udp_echo_server(udp_echo_server)
+    nb06.check_request(request)                  # request(address, request_id, payload)
+    nb06.check_analyse(analyse)                  # analyse(received, count)
+
+Datagrams are sent on 127.0.0.1 with real sockets; the "lossy network" is the seeded relay
+of ``helpers/servers/lossy_udp.py`` or a server that drops on purpose, so verdicts are
+the same on every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+from helpers.exercises._checker import (
+    Failure,
+    call_bounded,
+    describe_exception,
+    run_checks,
+    serving,
+    show_bytes,
+)
+from helpers.servers.lossy_udp import lossy_udp_relay
+
+TIMEOUT = 1.0
+
+
+def _udp_client() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(TIMEOUT)
+    return sock
+
+
+# --- Exercise 1: udp_echo_server(port) ------------------------------------------------------
+
+
+def check_udp_echo_server(udp_echo_server) -> object:
+    def expect(sock, srv, payload, sent, hint):
+        sock.sendto(payload, ("127.0.0.1", srv.port))
+        try:
+            data, _ = sock.recvfrom(65535)
+        except TimeoutError:
+            raise Failure("no reply came within 1 s", hint, sent) from None
+        if data != payload:
+            raise Failure(f"the reply was {show_bytes(data)}", hint, sent)
+
+    def boundaries():
+        with serving(udp_echo_server) as srv, _udp_client() as sock:
+            for word in (b"one", b"two", b"three"):
+                expect(
+                    sock,
+                    srv,
+                    word,
+                    "b'one', b'two', b'three' as three datagrams",
+                    "Reply to each datagram with sendto(data, address), in a loop.",
+                )
+
+    def big():
+        payload = bytes(range(256)) * 16  # 4096 bytes
+        with serving(udp_echo_server) as srv, _udp_client() as sock:
+            expect(
+                sock,
+                srv,
+                payload,
+                "one datagram of 4096 bytes",
+                "recvfrom(n) cuts a longer datagram to n bytes and drops the rest (on "
+                "Windows it raises WinError 10040). Use recvfrom(65535).",
+            )
+
+    def empty():
+        with serving(udp_echo_server) as srv, _udp_client() as sock:
+            hint = (
+                "An empty datagram b'' is a valid datagram, not the end of anything (UDP "
+                "has no connection to close): echo it and keep serving."
+            )
+            expect(sock, srv, b"", "an empty datagram b'', then b'after'", hint)
+            expect(sock, srv, b"after", "an empty datagram b'', then b'after'", hint)
+
+    def two_clients():
+        with serving(udp_echo_server) as srv, _udp_client() as a, _udp_client() as b:
+            sent = "client A sends b'from A', then client B sends b'from B'"
+            hint = (
+                "Send each reply to the address recvfrom() returned with that datagram: "
+                "with UDP, every datagram may come from a different client."
+            )
+            expect(a, srv, b"from A", sent, hint)
+            expect(b, srv, b"from B", sent, hint)
+
+    return run_checks(
+        "udp_echo_server(port)",
+        [
+            ("echoes three datagrams, one reply each", boundaries),
+            ("echoes a 4096-byte datagram whole", big),
+            ("echoes an empty datagram and keeps serving", empty),
+            ("replies to each client at its own address", two_clients),
+        ],
+    )
+
+
+# --- Exercise 2: request(address, request_id, payload) -------------------------------------
+
+
+class ForgetfulServer:
+    """Replies ``<id>:<PAYLOAD>`` to ``<id>:<payload>``, after ignoring the first ``drop``.
+
+    With ``stale``, it first sends a reply to another id. ``silent`` never replies. Every
+    client address seen is remembered, so ``close()`` can wake a client stuck in recvfrom.
+    """
+
+    def __init__(self, drop: int = 0, stale: bool = False, silent: bool = False):
+        self.drop, self.stale, self.silent = drop, stale, silent
+        self.received = 0
+        self.clients: set = set()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.address = self.sock.getsockname()
+        self.running = True
+        self.thread = threading.Thread(target=self._run, name="exercise-udp", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while self.running:
+            try:
+                data, client = self.sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.clients.add(client)
+            self.received += 1
+            if self.silent or self.received <= self.drop:
+                continue
+            rid, _, payload = data.partition(b":")
+            if self.stale:
+                self.sock.sendto(b"999:" + payload.upper() + b" (OLD)", client)
+            self.sock.sendto(rid + b":" + payload.upper(), client)
+
+    def close(self) -> None:
+        self.running = False
+        for client in list(self.clients):  # wake a learner stuck in recvfrom()
+            with contextlib.suppress(OSError):
+                self.sock.sendto(b"0:(checker stopping)", client)
+        self.thread.join(1.0)
+        self.sock.close()
+
+
+def check_request(request) -> object:
+    HINT_RETRY = (
+        "A lost datagram is never re-sent for you: when recvfrom() times out, send "
+        "the request again (up to `retries` times)."
+    )
+
+    def run(server, timeout=4.0):
+        try:
+            return call_bounded(
+                request, server.address, 7, b"hello", timeout=timeout, on_timeout=server.close
+            )
+        finally:
+            server.close()
+
+    def answered(server, sent, hint):
+        call = run(server)
+        if not call.finished:
+            raise Failure(
+                "it was still waiting 4 s later",
+                "Set sock.settimeout(timeout) "
+                "before recvfrom(), and retry when it raises TimeoutError.",
+                sent,
+            )
+        if call.error is not None:
+            raise Failure(f"it raised {describe_exception(call.error)}", hint, sent)
+        if call.result != b"HELLO":
+            raise Failure(f"it returned {call.result!r:.60}", hint, sent)
+
+    def gives_up():
+        sent = "request 7, b'hello' to a server that never answers (timeout 0.2 s, 5 retries)"
+        call = run(ForgetfulServer(silent=True))
+        if not call.finished:
+            raise Failure(
+                "it was still trying 4 s later",
+                "Give up after `retries` attempts: raise TimeoutError.",
+                sent,
+            )
+        if not isinstance(call.error, TimeoutError):
+            what = (
+                f"it raised {describe_exception(call.error)}"
+                if call.error
+                else f"it returned {call.result!r:.60}"
+            )
+            raise Failure(what, "After the last attempt, raise TimeoutError.", sent)
+
+    return run_checks(
+        "request(address, request_id, payload)",
+        [
+            (
+                "request 7, b'hello' -> b'HELLO'",
+                lambda: answered(
+                    ForgetfulServer(),
+                    "request 7, b'hello'",
+                    "Send b'7:hello'; return the payload after the ':' of the reply.",
+                ),
+            ),
+            (
+                "retries when the first two requests are lost",
+                lambda: answered(
+                    ForgetfulServer(drop=2),
+                    "request 7, b'hello'; the server ignores the first 2",
+                    HINT_RETRY,
+                ),
+            ),
+            (
+                "ignores a stale reply to another request",
+                lambda: answered(
+                    ForgetfulServer(stale=True),
+                    "request 7; a reply to request 999 arrives first",
+                    "Check the id before the ':' of each reply; ignore replies to other ids (late "
+                    "or duplicated datagrams) and keep waiting.",
+                ),
+            ),
+            ("raises TimeoutError after the last retry", gives_up),
+        ],
+    )
+
+
+# --- Exercise 3: analyse(received, count) ---------------------------------------------------
+
+
+def truth(received: list[int], count: int) -> dict:
+    seen: set[int] = set()
+    duplicated: set[int] = set()
+    late = 0
+    highest = -1
+    for number in received:
+        if number in seen:
+            duplicated.add(number)
+        elif number < highest:
+            late += 1
+        seen.add(number)
+        highest = max(highest, number)
+    return {
+        "lost": sorted(set(range(count)) - seen),
+        "duplicated": sorted(duplicated),
+        "late": late,
+    }
+
+
+def through_relay(seed: int, count: int = 30) -> list[int]:
+    """Send 0..count-1 through the lossy relay (seeded); return the numbers received, in order."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(0.3)
+
+        def relay(port):
+            lossy_udp_relay(port, receiver.getsockname()[1], seed)
+
+        with serving(relay) as srv, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for number in range(count):
+                sender.sendto(str(number).encode(), ("127.0.0.1", srv.port))
+            received = []
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    received.append(int(receiver.recvfrom(100)[0]))
+    return received
+
+
+def check_analyse(analyse) -> object:
+    def judge(received, count, sent):
+        call = call_bounded(analyse, list(received), count, timeout=2.0)
+        if call.error is not None:
+            raise Failure(
+                f"it raised {describe_exception(call.error)}",
+                "Return a dict with the keys 'lost', 'duplicated' and 'late'.",
+                sent,
+            )
+        expected = truth(received, count)
+        result = call.result if isinstance(call.result, dict) else {}
+        for key, hint in (
+            (
+                "lost",
+                "lost: every number in range(count) that never arrived, sorted (the last "
+                "ones may be missing too: do not stop at max(received)).",
+            ),
+            (
+                "duplicated",
+                "duplicated: each number that arrived more than once, listed once, sorted.",
+            ),
+            (
+                "late",
+                "late: how many first arrivals came after a HIGHER number had already "
+                "arrived (compare with the highest so far, not only the previous one).",
+            ),
+        ):
+            if result.get(key) != expected[key]:
+                raise Failure(
+                    f"{key} was {result.get(key)!r}, expected {expected[key]!r}", hint, sent
+                )
+
+    return run_checks(
+        "analyse(received, count)",
+        [
+            (
+                "[0, 2, 1, 3, 3], count 5",
+                lambda: judge([0, 2, 1, 3, 3], 5, "received [0, 2, 1, 3, 3], count 5"),
+            ),
+            (
+                "[3, 0, 1, 2, 2, 2], count 6",
+                lambda: judge([3, 0, 1, 2, 2, 2], 6, "received [3, 0, 1, 2, 2, 2], count 6"),
+            ),
+            (
+                "30 datagrams through the lossy relay, seed 11",
+                lambda: (lambda got: judge(got, 30, f"received {got}, count 30"))(
+                    through_relay(11)
+                ),
+            ),
+        ],
+    )

@@ -1,0 +1,268 @@
+"""Exercises of notebook 07, timeouts, errors and shutdown.
+
+    nb07.check_read_all(read_all)
+    nb07.check_ask(ask)
+    nb07.check_graceful_server(graceful_server)
+
+Each check uses real sockets on 127.0.0.1 and bounds every wait, so a solution that
+hangs (no timeout, no half-close, a stop that is never seen) gets a verdict, not a
+frozen notebook.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+from helpers.exercises._checker import (
+    Failure,
+    call_bounded,
+    call_with_pieces,
+    connect,
+    connected_pair,
+    describe_exception,
+    read_reply,
+    read_to_eof,
+    run_checks,
+    serving,
+    show_bytes,
+)
+
+HINT_LOOP = (
+    "recv() returns what has arrived so far. Keep calling it, appending each chunk, "
+    "until it returns b'' (the peer closed)."
+)
+HINT_EOF = (
+    "At the end of the stream recv() returns b'' at once, forever: test `if not chunk:` "
+    "(b'' is not equal to '') and stop."
+)
+HINT_TIMEOUT = (
+    "Call sock.settimeout(timeout) before reading: a silent peer then makes recv() "
+    "raise TimeoutError instead of waiting forever."
+)
+HINT_LET_TIMEOUT_OUT = (
+    "Let TimeoutError reach the caller (do not catch it, or raise it again): returning "
+    "what arrived so far makes a half-sent reply look complete."
+)
+HINT_SHUT_WR = (
+    "After sendall(), call sock.shutdown(socket.SHUT_WR): it sends the FIN that tells the "
+    "server 'my request is complete', and you can still read its reply."
+)
+HINT_CLOSE_TOO_EARLY = (
+    "close() ends both directions and frees the socket: you cannot recv() after it. "
+    "Use shutdown(socket.SHUT_WR) to stop sending only."
+)
+
+
+def _unexpected(call, should: str) -> Failure:
+    return Failure(f"it raised {describe_exception(call.error)}", f"Your function should {should}.")
+
+
+# --- Exercise 1: read_all(sock, timeout) --------------------------------------------------
+
+
+def check_read_all(read_all) -> object:
+    """``read_all(sock, timeout)`` returns every byte until EOF; a silent peer -> TimeoutError."""
+
+    def until_eof(pieces, expected, sent):
+        with connected_pair() as (learner, attacker):
+            call = call_with_pieces(read_all, learner, attacker, pieces, 1.0, close_after=True)
+        if not call.finished:
+            raise Failure("it did not return after the peer closed", HINT_EOF, sent)
+        if call.error is not None:
+            raise _unexpected(call, "return the bytes once recv() returns b''")
+        if not isinstance(call.result, bytes | bytearray):
+            raise Failure(f"it returned {type(call.result).__name__}", "Return bytes.", sent)
+        if bytes(call.result) != expected:
+            raise Failure(f"it returned {show_bytes(call.result)}", HINT_LOOP, sent)
+
+    def silent_peer():
+        sent = "b'partial' then silence (connection left open), timeout=0.5"
+        with connected_pair() as (learner, attacker):
+            call = call_with_pieces(read_all, learner, attacker, [b"partial"], 0.5, timeout=3.0)
+        if not call.finished:
+            raise Failure("it was still waiting 3 s later", HINT_TIMEOUT, sent)
+        if isinstance(call.error, TimeoutError):
+            return
+        if call.error is not None:
+            raise _unexpected(call, "let TimeoutError out when the peer is silent")
+        raise Failure(f"it returned {show_bytes(call.result)}", HINT_LET_TIMEOUT_OUT, sent)
+
+    pieces = [b"Hello, ", b"wor", b"ld!"]
+    big = bytes(range(256)) * 1200
+    return run_checks(
+        "read_all(sock, timeout)",
+        [
+            (
+                "reads pieces until the peer closes",
+                lambda: until_eof(
+                    pieces, b"Hello, world!", "b'Hello, ', b'wor', b'ld!' then the peer closes"
+                ),
+            ),
+            ("reads 300 KB", lambda: until_eof([big], big, f"{len(big)} bytes then close")),
+            ("an empty reply is b''", lambda: until_eof([], b"", "nothing, the peer closes")),
+            ("a silent peer raises TimeoutError", silent_peer),
+        ],
+    )
+
+
+# --- Exercise 2: ask(port, request) -------------------------------------------------------
+
+
+class UpperServer:
+    """Reads a request until EOF (the client's SHUT_WR), then replies with it upper-cased.
+
+    A client that never half-closes is given up after ``patience`` seconds: the server
+    closes without a reply and remembers that it never saw the end of the request.
+    """
+
+    def __init__(self, patience: float = 1.5):
+        self.patience = patience
+        self.saw_eof: bool | None = None
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.listener.settimeout(5.0)
+        self.port = self.listener.getsockname()[1]
+        self.conn: socket.socket | None = None
+        self.thread = threading.Thread(target=self._run, name="exercise-upper", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with self.conn:
+            self.conn.settimeout(self.patience)
+            request = bytearray()
+            try:
+                while chunk := self.conn.recv(65536):
+                    request += chunk
+                self.saw_eof = True
+                self.conn.sendall(bytes(request).upper())
+            except OSError:
+                self.saw_eof = self.saw_eof or False
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.close()
+        if self.conn is not None:
+            with contextlib.suppress(OSError):
+                self.conn.shutdown(socket.SHUT_RDWR)
+        self.thread.join(2.0)
+
+
+def check_ask(ask) -> object:
+    """``ask(port, request)`` sends, half-closes, and returns the whole reply."""
+
+    def exchange(request: bytes, sent: str):
+        server = UpperServer()
+        try:
+            call = call_bounded(ask, server.port, request, timeout=4.0, on_timeout=server.close)
+        finally:
+            server.close()
+        if not server.saw_eof:
+            raise Failure("the server never saw the end of your request", HINT_SHUT_WR, sent)
+        if not call.finished:
+            raise Failure("it was still waiting after the reply had ended", HINT_EOF, sent)
+        if call.error is not None:
+            if isinstance(call.error, OSError) and call.error.errno in (9, 10038):
+                raise Failure(
+                    f"it raised {describe_exception(call.error)}", HINT_CLOSE_TOO_EARLY, sent
+                )
+            raise _unexpected(call, "return the server's reply")
+        if call.result != request.upper():
+            raise Failure(f"it returned {show_bytes(call.result or b'')}", HINT_LOOP, sent)
+
+    big = b"abcdefghij" * 30_000
+    return run_checks(
+        "ask(port, request)",
+        [
+            ("b'hello' -> b'HELLO'", lambda: exchange(b"hello", "b'hello'")),
+            ("a 300 KB request and reply", lambda: exchange(big, f"{len(big)} bytes")),
+            ("an empty request", lambda: exchange(b"", "b''")),
+        ],
+    )
+
+
+# --- Exercise 3: graceful_server(port, stop) ----------------------------------------------
+
+
+def check_graceful_server(graceful_server) -> object:
+    """``graceful_server(port, stop)`` echoes, and returns within 1 s of ``stop.set()``."""
+    HINT_STOP = (
+        "A blocking accept() or recv() never looks at `stop`. Give the sockets a short "
+        "timeout (settimeout(0.1)) and check stop.is_set() each time it expires."
+    )
+
+    def run(scenario):
+        stop = threading.Event()
+
+        def server(port):  # what netlab.serve runs: your function with the event
+            return graceful_server(port, stop)
+
+        server.__name__ = "graceful_server"
+        with serving(server) as srv:
+            scenario(srv, stop)
+
+    def echoes(srv, stop):
+        with connect(srv) as client:
+            client.sendall(b"hello")
+            data, how = read_reply(client, srv, lambda d: len(d) >= 5)
+        if data != b"hello":
+            raise Failure(
+                f"the reply was {show_bytes(data)} ({how})",
+                "Echo what you receive with sendall().",
+                "b'hello'",
+            )
+
+    def stops_when_idle(srv, stop):
+        stop.set()
+        try:
+            srv.wait(timeout=1.5)
+        except TimeoutError:
+            raise Failure(
+                "it was still running 1.5 s after stop.set()", HINT_STOP, "no client; stop.set()"
+            ) from None
+
+    def stops_with_a_client(srv, stop):
+        sent = "a client connected and sent b'hello'; then stop.set()"
+        with connect(srv) as client:
+            client.sendall(b"hello")
+            read_reply(client, srv, lambda d: len(d) >= 5)
+            stop.set()
+            try:
+                srv.wait(timeout=1.5)
+            except TimeoutError:
+                raise Failure(
+                    "it was still running 1.5 s after stop.set()", HINT_STOP, sent
+                ) from None
+            data, how = read_to_eof(client, None, timeout=1.0)
+        if how == "reset":
+            raise Failure(
+                "the client got ConnectionResetError (an RST), not an orderly end",
+                "Close "
+                "connections with close() (a FIN); SO_LINGER 0 is for aborting, not stopping.",
+                sent,
+            )
+        if how != "eof":
+            raise Failure(
+                "your server returned, but the client's connection stayed open",
+                "On stop, close every client connection too (a `with conn:` block does it), "
+                "not only the listening socket: clients then see b''.",
+                sent,
+            )
+
+    return run_checks(
+        "graceful_server(port, stop)",
+        [
+            ("echoes a client", lambda: run(echoes)),
+            ("returns within 1.5 s of stop.set() with no client", lambda: run(stops_when_idle)),
+            (
+                "returns, and the client sees b'', when stopped mid-connection",
+                lambda: run(stops_with_a_client),
+            ),
+        ],
+    )

@@ -1,0 +1,32 @@
+"""The standard library's own answer: ``socketserver.ThreadingTCPServer``.
+
+    srv = netlab.serve(socketserver_echo_server)
+
+socketserver does the accept loop and the thread per connection (``ThreadingMixIn``);
+you write only ``handle()``, where ``self.request`` is the connected socket.
+"""
+
+import socketserver
+
+IDLE_TIMEOUT = 60.0
+
+
+class EchoHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        self.request.settimeout(IDLE_TIMEOUT)
+        try:
+            while data := self.request.recv(65536):
+                self.request.sendall(data)
+        except (TimeoutError, ConnectionError):
+            pass
+
+
+class EchoServer(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True  # a client still connected does not keep the program alive
+    request_queue_size = 1024  # listen() backlog
+
+
+def socketserver_echo_server(port: int) -> None:
+    with EchoServer(("127.0.0.1", port), EchoHandler) as server:
+        server.serve_forever(poll_interval=0.5)

@@ -1,0 +1,43 @@
+"""Thread per connection: the simplest server that serves many clients at once.
+
+    srv = netlab.serve(threaded_echo_server)     # or: python -m helpers.servers threaded 5000
+
+The main thread only accepts; each client gets a thread that reads and echoes until
+the client closes. Blocking calls are fine here: each one blocks only its own client.
+Bounds: a client silent for ``IDLE_TIMEOUT`` seconds is dropped, so no thread waits
+forever; ``accept()`` waits until netlab's ``srv.stop()`` shuts the socket down.
+Cost: one thread (and its stack) per client; a few thousand is the practical limit.
+"""
+
+import socket
+import threading
+
+IDLE_TIMEOUT = 60.0
+BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
+
+
+def echo_client(conn: socket.socket) -> None:
+    """Echo everything ``conn`` sends until it closes; runs in its own thread."""
+    with conn:
+        conn.settimeout(IDLE_TIMEOUT)
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:  # b'': the client closed its side
+                    return
+                conn.sendall(data)  # send() may send only part: sendall loops for us
+        except (TimeoutError, ConnectionError):
+            return  # silent too long, or reset: drop this client, keep the others
+
+
+def threaded_echo_server(port: int) -> None:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(BACKLOG)
+    with listener:
+        while True:
+            conn, _address = listener.accept()
+            # start(), not run(): run() would serve this client in the accepting thread,
+            # and the next client would wait until this one leaves.
+            threading.Thread(target=echo_client, args=(conn,), daemon=True).start()
