@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from helpers.exercises_more import nb07
-from helpers.exercises_more.solutions import nb07 as sol07
+from helpers.exercises import nb07
+from helpers.exercises.solutions import nb07 as sol07
 
 
 def stub(*args):
@@ -208,8 +208,8 @@ def test_nb07_graceful_server_catches(wrong, hint):
 
 # --- notebook 05 -----------------------------------------------------------------------
 
-from helpers.exercises_more import nb05  # noqa: E402
-from helpers.exercises_more.solutions import nb05 as sol05  # noqa: E402
+from helpers.exercises import nb05  # noqa: E402
+from helpers.exercises.solutions import nb05 as sol05  # noqa: E402
 
 
 async def async_stub(reader, writer):
@@ -366,8 +366,8 @@ def test_nb05_fetch_all_catches(wrong, hint):
 
 # --- notebook 06 -----------------------------------------------------------------------
 
-from helpers.exercises_more import nb06  # noqa: E402
-from helpers.exercises_more.solutions import nb06 as sol06  # noqa: E402
+from helpers.exercises import nb06  # noqa: E402
+from helpers.exercises.solutions import nb06 as sol06  # noqa: E402
 
 
 @pytest.mark.parametrize(
