@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 LAB_ARGS ?=
 # Jupyter refuses to run as root unless told; CI and containers often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
-NBVAL := --nbval --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=60
+NBVAL := --nbval --ignore=notebooks/scratch --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=60
 LINTED := helpers tests bench tools
 
 .PHONY: help install lab test lint unit nbval notebooks bench binder-check ipykernel629-check clean

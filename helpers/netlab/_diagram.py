@@ -109,8 +109,9 @@ def _rows(connection: Connection, limit: int, preview_chars: int) -> list[Row]:
                 shown += 1
                 size = _size_text(event.size)
                 preview = format_preview(event.preview, event.size, preview_chars)
+                # no time in the tooltip either: stored notebook outputs must not change
                 detail = (
-                    f"{size} {event.direction} at {event.time * 1000:.3f} ms; first "
+                    f"{size} {event.direction}; first "
                     f"{len(event.preview)}: {format_preview(event.preview, event.size, 10_000)}"
                 )
                 rows.append(

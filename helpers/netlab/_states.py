@@ -48,6 +48,7 @@ TCP_STATES = {
 STATE_NAMES = frozenset(TCP_STATES.values())
 
 POLL_INTERVAL = 0.01
+_ADDRESS_WIDTH = len("255.255.255.255:65535")
 
 # Colours of the state badges in HTML: translucent, so they suit light and dark themes.
 _STATE_COLORS = {
@@ -369,6 +370,10 @@ class SocketTable:
             lines = [self._empty_message()]
         else:
             widths = [max(len(row[i]) for row in [self.columns, *cells]) for i in range(5)]
+            # Address columns at least as wide as "255.255.255.255:65535": a 4-digit and a
+            # 5-digit port give the same layout, so a stored notebook output stays valid.
+            widths[1] = max(widths[1], _ADDRESS_WIDTH)
+            widths[2] = max(widths[2], _ADDRESS_WIDTH)
             lines = [
                 "  ".join(
                     value.ljust(width) for value, width in zip(row, widths, strict=True)
