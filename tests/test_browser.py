@@ -17,13 +17,11 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
+from labserver import Lab
 
 from helpers import netlab
 
@@ -48,55 +46,43 @@ def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     for path in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"):
         shutil.copy(path, root / path.name)
-    # Own settings: no "news" pop-up over the screenshot, nothing written to ~/.jupyter.
+    # Own settings: no "news" pop-up over the screenshots, every cell kept in the page
+    # (JupyterLab leaves cells out of view out of the DOM by default), nothing in ~/.jupyter.
     settings = tmp_path_factory.mktemp("settings")
-    notification = (
-        settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    )
-    notification.parent.mkdir(parents=True)
-    notification.write_text('{"fetchNews": "false"}')
+    for name, value in {
+        "apputils-extension/notification": {"fetchNews": "false"},
+        "notebook-extension/tracker": {"windowingMode": "none"},
+    }.items():
+        path = settings / "@jupyterlab" / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
     port = netlab.free_port()
     token = secrets.token_hex(16)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--no-browser",
-            "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}",
-            "--ServerApp.port_retries=0",
-            f"--ServerApp.root_dir={root}",
-            f"--IdentityProvider.token={token}",
-            "--LabApp.expose_app_in_browser=True",
-            *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env=dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(settings)),
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}",
+        "--LabApp.expose_app_in_browser=True",
+        *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
+    ]
+    workspaces = tmp_path_factory.mktemp("workspaces")
+    env = dict(
+        os.environ,
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
+        JUPYTERLAB_WORKSPACES_DIR=str(workspaces),
     )
-    started = threading.Event()
-    log: list[str] = []
-
-    def watch():
-        for line in process.stdout:
-            log.append(line)
-            if f"127.0.0.1:{port}/lab" in line:
-                started.set()
-
-    threading.Thread(target=watch, daemon=True).start()
+    server = Lab(command, port, token, env=env)
     try:
-        assert started.wait(90), "JupyterLab did not start:\n" + "".join(log[-30:])
-        yield f"http://127.0.0.1:{port}", token, root
+        server.wait_ready()
+        yield server.base, token, root
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
+        server.stop()
 
 
 def raising_cells(path: Path) -> int:
@@ -123,7 +109,8 @@ def test_notebook_runs_in_a_real_browser(lab, name, wants_svg, wants_widget):
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(60_000)
-            page.goto(f"{base}/lab/tree/{name}?token={token}")
+            # ?reset: a fresh workspace, with only this notebook open
+            page.goto(f"{base}/lab/tree/{name}?reset&token={token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell")
             page.wait_for_function(
                 "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
@@ -158,12 +145,13 @@ def test_notebook_runs_in_a_real_browser(lab, name, wants_svg, wants_widget):
                 }"""
             )
             code_cells = page.locator(".jp-CodeCell").count()
-            svgs = page.locator(".jp-OutputArea-output svg").count()
+            svgs = page.locator(".jp-OutputArea-output .netlab-diagram svg").count()
             widgets = page.locator(".jp-OutputArea-output .jupyter-widgets").count()
             page.screenshot(path=str(ARTIFACTS / name.replace(".ipynb", ".png")), full_page=False)
             # a second picture, scrolled to the first diagram, for people to look at
             if svgs:
-                page.locator(".jp-OutputArea-output svg").first.scroll_into_view_if_needed()
+                diagram = page.locator(".jp-OutputArea-output .netlab-diagram").first
+                diagram.scroll_into_view_if_needed()
                 page.screenshot(path=str(ARTIFACTS / name.replace(".ipynb", "-diagram.png")))
         finally:
             browser.close()
