@@ -72,10 +72,21 @@ def recv_exactly_returns_short(sock, n):
     return data
 
 
+def recv_exactly_raises_connection_error(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed")  # not the EOFError the exercise asks for
+        data += chunk
+    return data
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
         (recv_exactly_single_recv, "*up to* n bytes"),
+        (recv_exactly_raises_connection_error, "Raise EOFError itself"),
         (recv_exactly_ignores_eof, "returns b'' at once, forever"),
         (recv_exactly_over_reads, "recv(n - len(data))"),
         (recv_exactly_returns_short, "raise EOFError"),
@@ -89,8 +100,14 @@ def test_recv_exactly_catches(wrong, hint):
     "wrong, hint",
     [
         (lambda text: struct.pack("!I", len(text)) + text.encode(), "counts characters"),
-        (lambda text: struct.pack("<I", len(text.encode())) + text.encode(), "little-endian"),
-        (lambda text: struct.pack("!H", len(text.encode())) + text.encode(), "'!H'"),
+        (
+            lambda text: struct.pack("<I", len(text.encode())) + text.encode(),
+            "Your length is little-endian; network order is big-endian: '!I'",
+        ),
+        (
+            lambda text: struct.pack("!H", len(text.encode())) + text.encode(),
+            "Your header is 2 bytes ('!H', lengths up to 65535); the exercise asks for 4",
+        ),
         (lambda text: str(len(text)) + text, "A frame is bytes"),
     ],
 )
@@ -206,10 +223,24 @@ def upper_sends_str(port):
             conn.sendall(data.decode().upper())
 
 
+def upper_bytes_upper(port):
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    s.listen()
+    while True:
+        conn, addr = s.accept()
+        with conn:
+            data = b""
+            while chunk := conn.recv(1024):
+                data += chunk
+            conn.sendall(data.upper())  # ASCII letters only: b'\xc3\xa9' (é) stays
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
         (upper_one_recv, "one recv is not the whole message"),
+        (upper_bytes_upper, "bytes.upper() changes only the ASCII letters"),
         (upper_decodes_chunks, "decode the whole message"),
         (upper_compares_with_str, "compare with b''"),
         (upper_forgets_close, "conn.close()"),
@@ -218,6 +249,21 @@ def upper_sends_str(port):
 )
 def test_upper_server_catches(wrong, hint):
     assert_fails(nb03.check_upper_server(wrong), hint)
+
+
+def test_upper_bytes_upper_is_not_blamed_on_recv():
+    verdict = nb03.check_upper_server(upper_bytes_upper)
+    assert_fails(verdict, "str.upper()")
+    assert "one recv" not in verdict.hint, str(verdict)
+
+
+def test_upper_of_bytes_only():
+    request = "héllo wörld".encode()
+    expected = "HÉLLO WÖRLD".encode()
+    assert nb03.upper_of_bytes_only(request.upper(), request, expected)
+    assert nb03.upper_of_bytes_only("HéLLO WÖRLD".encode(), request, expected)
+    assert not nb03.upper_of_bytes_only(b"H", request, expected)  # one recv
+    assert not nb03.upper_of_bytes_only("hÉLLO WÖRLD".encode(), request, expected)
 
 
 def download_with_send(port, data):
@@ -251,10 +297,33 @@ def download_forgets_close(port, data):
         conn.sendall(data)
 
 
+def download_send_no_timeout(port, data):
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    s.listen()
+    while True:
+        conn, addr = s.accept()
+        with conn:  # no timeout: a blocking send() sends everything, or blocks forever
+            conn.send(data)
+
+
+def download_timeout_on_listener(port, data):
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    s.listen()
+    s.settimeout(60)  # the listening socket's timeout is not the connection's
+    while True:
+        conn, addr = s.accept()
+        with conn:
+            conn.sendall(data)
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
         (download_with_send, "sendall()"),
+        (download_send_no_timeout, "conn.settimeout(5)"),
+        (download_timeout_on_listener, "conn.settimeout(5)"),
         (download_one_client, "`while True:` loop"),
         (download_forgets_close, "conn.close()"),
     ],
@@ -521,10 +590,24 @@ def handle_command_echo_loses_spaces(line):
     return sol04.handle_command(line)
 
 
+def handle_command_error_without_prefix(line):
+    reply = sol04.handle_command(line)
+    return "ERROR" if reply.startswith("ERR ") else reply
+
+
+def handle_command_forgets_return(line):
+    if line.startswith("ADD"):
+        print(sol04.handle_command(line))  # prints instead of returning
+        return None
+    return sol04.handle_command(line)
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
         (handle_command_crashes_on_bad_numbers, "never crash"),
+        (handle_command_error_without_prefix, "An error reply must start with 'ERR '"),
+        (handle_command_forgets_return, "Return the reply as a str"),
         (handle_command_crashes_on_empty, "never crash"),
         (handle_command_echo_loses_spaces, "Split the line"),
     ],
@@ -587,13 +670,46 @@ def decodes_without_care(conn):
             return
 
 
+def answers_after_eof(conn):
+    data = b""
+    while chunk := conn.recv(1024):  # waits for the client's end before any answer
+        data += chunk
+    for line in data.split(b"\n")[:-1]:
+        try:
+            reply = sol04.handle_command(line.rstrip(b"\r").decode())
+        except UnicodeDecodeError:
+            reply = "ERR not UTF-8"
+        conn.sendall(reply.encode() + b"\n")
+        if reply == "BYE":
+            return
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (command_server_with(one_recv_one_command), "One recv is not one message"),
-        (command_server_with(no_carriage_return_strip), "One recv is not one message"),
+        (command_server_with(one_recv_one_command), "One recv is not one line"),
+        (command_server_with(no_carriage_return_strip), "line.rstrip(b'\\r\\n')"),
+        (command_server_with(answers_after_eof), "answer it at once"),
         (command_server_with(decodes_without_care), "'ERR ...' to bad bytes"),
     ],
 )
 def test_command_server_catches(wrong, hint):
-    assert_fails(nb04.check_command_server(wrong), hint)
+    verdict = nb04.check_command_server(wrong)
+    assert_fails(verdict, hint)
+    # A line protocol answers each line as it arrives: never "read until b''".
+    assert "until recv returns b''" not in verdict.hint, str(verdict)
+
+
+# --- verdict text --------------------------------------------------------------------------
+
+
+def test_verdict_lines_are_short_and_the_hint_has_its_own_lines():
+    verdict = nb04.check_command_server(command_server_with(no_carriage_return_strip))
+    lines = str(verdict).splitlines()
+    assert all(len(line) <= 90 for line in lines), str(verdict)
+    hint_at = next(i for i, line in enumerate(lines) if line.strip().startswith("hint: "))
+    assert lines[hint_at].startswith("      hint: telnet"), str(verdict)
+    assert lines[hint_at + 1].startswith(" " * 12), str(verdict)  # continued, indented
+    assert str(verdict) == str(
+        nb04.check_command_server(command_server_with(no_carriage_return_strip))
+    )

@@ -24,6 +24,7 @@ import contextlib
 import io
 import selectors
 import socket
+import textwrap
 import threading
 import time
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from helpers import netlab
 REPLY_TIMEOUT = 3.0  # a reply that has not come within 3 s is not coming
 EOF_TIMEOUT = 2.0  # after the last expected byte, the end of the stream must follow soon
 CALL_TIMEOUT = 3.0  # a learner's client function gets this long to return
+VERDICT_WIDTH = 90  # verdict lines wrap here (at spaces), so JupyterLab never cuts a word
 
 
 # --- verdicts ---------------------------------------------------------------------------
@@ -94,16 +96,17 @@ class Verdict:
             lines = [f"{self.subject}: {good} of {len(self.outcomes)} checks passed."]
         for outcome in self.outcomes:
             if outcome.status == "pass":
-                lines.append(f"  ✓ {outcome.title}")
+                lines.extend(_wrap("✓ ", outcome.title, indent="  "))
             elif outcome.status == "skip":
-                lines.append(f"  · {outcome.title} (not run: fix the one above first)")
+                title = f"{outcome.title} (not run: fix the one above first)"
+                lines.extend(_wrap("· ", title, indent="  "))
             else:
                 failure = outcome.failure
-                lines.append(f"  ✗ {outcome.title}")
+                lines.extend(_wrap("✗ ", outcome.title, indent="  "))
                 if failure.sent:
-                    lines.append(f"      input: {failure.sent}")
-                lines.append(f"      what happened: {failure.what}")
-                lines.append(f"      hint: {failure.hint}")
+                    lines.extend(_wrap("input: ", failure.sent))
+                lines.extend(_wrap("what happened: ", failure.what))
+                lines.extend(_wrap("hint: ", failure.hint))
         return "\n".join(lines)
 
     __str__ = text
@@ -113,6 +116,19 @@ class Verdict:
 
     def _repr_pretty_(self, printer, cycle) -> None:
         printer.text(self.text())
+
+
+def _wrap(label: str, text: str, indent: str = "      ") -> list[str]:
+    """``label`` + ``text`` as lines of at most VERDICT_WIDTH characters (when the words
+    allow it), continued under the text; deterministic, and no word is ever cut."""
+    return textwrap.wrap(
+        text,
+        width=VERDICT_WIDTH,
+        initial_indent=indent + label,
+        subsequent_indent=indent + " " * len(label),
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [indent + label.rstrip()]
 
 
 def run_checks(subject: str, checks) -> Verdict:
@@ -392,6 +408,26 @@ def connect(server, timeout: float = REPLY_TIMEOUT) -> socket.socket:
             "connecting timed out: your server's queue of waiting connections was full",
             "Call listen() once, then accept() clients one after another in a loop.",
         ) from None
+
+
+def server_side(server, sock: socket.socket) -> socket.socket | None:
+    """The learner's end of the connection ``sock`` (the socket its accept() returned).
+
+    netlab remembers every socket a server's threads create (accepted ones included), so
+    a check can see what the learner did to the connection, e.g. ``gettimeout()``.
+    None when that socket is closed or gone.
+    """
+    try:
+        mine = sock.getsockname()
+    except OSError:
+        return None
+    for candidate in list(getattr(server, "_sockets", ())):  # netlab's; no public API yet
+        try:
+            if candidate.fileno() != -1 and candidate.getpeername() == mine:
+                return candidate
+        except OSError:
+            continue  # closed, or a listening socket (no peer)
+    return None
 
 
 def read_reply(sock, server, until, limit: int = 64 * 1024 * 1024, timeout=REPLY_TIMEOUT):

@@ -26,6 +26,7 @@ from ._checker import (
     read_to_eof,
     run_checks,
     send_in_background,
+    server_side,
     serving,
     show_bytes,
 )
@@ -41,6 +42,16 @@ HINT_EOF_LOOP = (
 HINT_DECODE_WHOLE = (
     "A UTF-8 character can be split between two reads: decode the whole message once it "
     "has all arrived, not each chunk (or use codecs.getincrementaldecoder('utf-8')())."
+)
+HINT_BYTES_UPPER = (
+    "bytes.upper() changes only the ASCII letters a-z, so 'é' stays 'é': decode the whole "
+    "message, take str.upper() of the text, then encode the result: "
+    "data.decode('utf-8').upper().encode('utf-8')."
+)
+HINT_TIMEOUT = (
+    "Set a timeout on each client's socket before sending: conn.settimeout(5) right after "
+    "accept(). Without one, a client that stops reading blocks your server in send() "
+    "forever, and no other client is served."
 )
 
 
@@ -138,8 +149,13 @@ def check_recv_exactly(recv_exactly) -> object:
                 "returning a short result.",
                 sent,
             )
-        if not isinstance(call.error, OSError | EOFError):
-            raise _unexpected(call, "raise EOFError when the peer closes early")
+        if not isinstance(call.error, EOFError):
+            raise Failure(
+                f"it raised {describe_exception(call.error)}, not EOFError",
+                "Raise EOFError itself when recv returns b'' too early: the exercise asks "
+                "for it, and recv_message and its callers catch EOFError, not other errors.",
+                sent,
+            )
 
     big = bytes(range(256)) * 4096
     return run_checks(
@@ -193,8 +209,8 @@ def check_encode_message(encode_message) -> object:
                 ):
                     raise Failure(
                         f"it raised {describe_exception(call.error)}",
-                        "The length must fit 4 bytes: struct format '!I' (unsigned int), "
-                        "not '!H' (2 bytes, at most 65535).",
+                        "Your header is 2 bytes ('!H', lengths up to 65535); the exercise "
+                        "asks for 4: struct format '!I' (lengths up to 4 GiB).",
                         sent,
                     )
                 raise _unexpected(call, "return the frame as bytes")
@@ -212,13 +228,13 @@ def check_encode_message(encode_message) -> object:
             payload = text.encode("utf-8")
             if len(payload) < 65536 and result == struct.pack("!H", len(payload)) + payload:
                 hint = (
-                    "The header is 2 bytes: use struct format '!I' (4 bytes, lengths up to "
-                    "4 GiB), not '!H' (2 bytes, at most 65535)."
+                    "Your header is 2 bytes ('!H', lengths up to 65535); the exercise asks "
+                    "for 4: struct format '!I' (lengths up to 4 GiB)."
                 )
             elif header == expected[:4][::-1] and result[4:] == expected[4:]:
                 hint = (
-                    "The length is in little-endian order: use '!I' (network byte order, "
-                    "big-endian), the same on every machine."
+                    "Your length is little-endian; network order is big-endian: '!I' (the "
+                    "'!' makes it the same on every machine)."
                 )
             elif header == struct.pack("!I", len(text)) and result[4:] == expected[4:]:
                 hint = (
@@ -362,6 +378,7 @@ def check_upper_server(upper_server) -> object:
             if len(pieces) == 1:
                 send_in_background(sock, pieces[0])
             else:
+                server.wait_quiet(1.0)  # the server has accepted and waits in recv()
                 try:
                     for piece in pieces:
                         sock.sendall(piece)
@@ -369,7 +386,7 @@ def check_upper_server(upper_server) -> object:
                     sock.shutdown(socket.SHUT_WR)
                 except OSError:
                     pass  # the server closed early: what it replied tells why
-            _expect_reply_then_eof(sock, server, expected, sent)
+            _expect_reply_then_eof(sock, server, expected, sent, request=b"".join(pieces))
 
     text = "héllo wörld"
     data = text.encode()
@@ -378,10 +395,15 @@ def check_upper_server(upper_server) -> object:
         with serving(upper_server, _upper_crash) as server:
             for i in range(3):
                 with connect(server) as sock:
-                    sock.sendall(f"client {i}".encode())
+                    request = f"client {i}".encode()
+                    sock.sendall(request)
                     sock.shutdown(socket.SHUT_WR)
                     _expect_reply_then_eof(
-                        sock, server, f"CLIENT {i}".encode(), f"three clients, client {i + 1}"
+                        sock,
+                        server,
+                        request.upper(),
+                        f"three clients, client {i + 1}",
+                        request=request,
                     )
 
     return run_checks(
@@ -406,10 +428,10 @@ def check_upper_server(upper_server) -> object:
     )
 
 
-def _expect_reply_then_eof(sock, server, expected, sent, big=False):
+def _expect_reply_then_eof(sock, server, expected, sent, big=False, request=None):
     data, how = read_reply(sock, server, lambda d: len(d) >= len(expected))
     if data != expected:
-        _judge_reply(data, how, expected, sent, big)
+        _judge_reply(data, how, expected, sent, big, request)
     _, how = read_to_eof(sock, server, timeout=EOF_TIMEOUT)
     if how != "eof":
         raise Failure(
@@ -448,6 +470,34 @@ def check_download_server(download_server) -> object:
                     _expect_reply_then_eof(sock, server, data, sent, big=len(data) > 1 << 20)
 
     big = b"0123456789abcdef" * (BIG_SIZE // 16)
+
+    def has_timeout():
+        sent = "data = 6 MiB; the client reads nothing until it has looked at the connection"
+        with serving(download_server, args=(big,)) as server, socket.socket() as sock:
+            # A small receive window: the server is still in sendall() while we look.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+            sock.settimeout(5.0)
+            sock.connect(("127.0.0.1", server.port))
+            first, how = read_reply(sock, server, lambda d: len(d) > 0)
+            if not first:
+                _judge_reply(first, how, big, sent, big=True)
+            # Bytes have arrived, so the server has accepted (and set its timeout) by now.
+            conn = server_side(server, sock)
+            if conn is None:
+                raise Failure(
+                    "your server closed the connection before it had sent all of data",
+                    "Send all of data with conn.sendall(data), then close the connection.",
+                    sent,
+                )
+            if conn.gettimeout() is None:
+                read_to_eof(sock, server)  # let the server finish: no reset, no crash noise
+                raise Failure(
+                    "the client's socket had no timeout (conn.gettimeout() was None)",
+                    HINT_TIMEOUT,
+                    sent,
+                )
+            _expect_reply_then_eof(sock, server, big[len(first) :], sent, big=True)
+
     return run_checks(
         "download_server",
         [
@@ -464,15 +514,36 @@ def check_download_server(download_server) -> object:
                     b"hello", "data = b'hello', three clients one after another", clients=3
                 ),
             ),
+            ("the client's socket has a timeout (conn.settimeout)", has_timeout),
         ],
     )
 
 
-def _judge_reply(data, how, expected, sent, big=False):
+def upper_of_bytes_only(reply: bytes, request: bytes, expected: bytes) -> bool:
+    """True when ``reply`` is ``request`` capitalised byte-wise (bytes.upper()): right for
+    the ASCII letters, while non-ASCII letters such as 'é' kept their case."""
+    if reply == request.upper():
+        return True
+    try:
+        text, due = reply.decode("utf-8"), expected.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return (
+        len(text) == len(due)
+        and text != due
+        and all(
+            a == b or (not a.isascii() and a.upper() == b) for a, b in zip(text, due, strict=True)
+        )
+    )
+
+
+def _judge_reply(data, how, expected, sent, big=False, request=None):
     if how == "timeout":
         raise Failure(
             f"no complete reply within {REPLY_TIMEOUT:g} s (got {show_bytes(data)})",
-            HINT_EOF_LOOP + " The client has finished sending when recv returns b''.",
+            HINT_EOF_LOOP + " The client has finished sending when recv returns b''."
+            if request is not None
+            else "Send all of data at once with conn.sendall(data), then close the connection.",
             sent,
         )
     if how == "server-gone":
@@ -486,6 +557,18 @@ def _judge_reply(data, how, expected, sent, big=False):
             f"only {len(data)} of {len(expected)} bytes came back",
             "send() may send only part of the data (it returns how much): with a timeout set "
             "on the socket it often does. Use sendall(), which loops until all is sent.",
+            sent,
+        )
+    if request is None:  # download_server: it sends data as given, it reads nothing
+        raise Failure(
+            f"the reply was {show_bytes(data)}, expected {show_bytes(expected)}",
+            "Send exactly the data you are given, all of it (conn.sendall(data)), then close.",
+            sent,
+        )
+    if data and upper_of_bytes_only(data, request, expected):
+        raise Failure(
+            f"the reply was {show_bytes(data)}, expected {show_bytes(expected)}",
+            HINT_BYTES_UPPER,
             sent,
         )
     raise Failure(

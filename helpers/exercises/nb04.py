@@ -33,6 +33,20 @@ HINT_ONE_RECV = (
     "One recv is not one message: it returns what has arrived so far (one byte, or three "
     "lines). Keep reading in a loop until recv returns b''."
 )
+HINT_LINES = (
+    "One recv is not one line: it returns what has arrived so far (one byte, or three "
+    "lines). Keep a buffer: add each chunk to it, split off every complete line at b'\\n' "
+    "and answer it at once; keep the incomplete rest for the next recv."
+)
+HINT_CR = (
+    "telnet and nc -C end each line with b'\\r\\n', not just b'\\n': strip the line ending "
+    "before handle_command, line.rstrip(b'\\r\\n') on the bytes (or "
+    "line.rstrip('\\r\\n') on the str)."
+)
+HINT_ERR_PREFIX = (
+    "An error reply must start with 'ERR ' (the three capitals, then a space), e.g. "
+    "'ERR unknown command': that prefix is how a client tells an error from an answer."
+)
 HINT_RESET = (
     "A client may vanish at any moment (its recv raises ConnectionResetError): wrap the "
     "conversation with one client in `try: ... except ConnectionError: pass`, so that one "
@@ -60,12 +74,24 @@ def _crash_hint(exc):
     return None
 
 
-def _conversation(server, request: bytes, expected: bytes, sent: str, shut=True):
+def _command_crash_hint(exc):
+    if isinstance(exc, UnicodeDecodeError):
+        return (
+            "Not every client sends valid UTF-8: decode each line inside "
+            "`try: ... except UnicodeDecodeError:` and answer it with 'ERR not UTF-8' "
+            "(a text protocol answers 'ERR ...' to bad bytes), never crash."
+        )
+    return _crash_hint(exc)
+
+
+def _conversation(
+    server, request: bytes, expected: bytes, sent: str, shut=True, mismatch=HINT_ONE_RECV
+):
     """Send ``request`` (while reading), expect exactly ``expected`` and then the end."""
     with connect(server) as sock:
         send_in_background(sock, request, shut=shut)
         data, how = read_reply(sock, server, lambda d: len(d) >= len(expected))
-        _judge(data, how, expected, sent)
+        _judge(data, how, expected, sent, mismatch)
         _, how = read_to_eof(sock, server, timeout=EOF_TIMEOUT)
         if how != "eof":
             raise Failure(
@@ -75,22 +101,33 @@ def _conversation(server, request: bytes, expected: bytes, sent: str, shut=True)
             )
 
 
-def _judge(data, how, expected, sent):
+def _judge(data, how, expected, sent, mismatch=HINT_ONE_RECV):
+    """Judge a reply; ``mismatch`` is the hint for a wrong one (a function of the reply, or
+    a text): echo and line servers go wrong in different ways."""
     if data == expected:
         return
+    hint = mismatch(data) if callable(mismatch) else mismatch
     if how == "timeout" and expected.startswith(data):
         raise Failure(
             f"after {show_bytes(data)} nothing more came within {REPLY_TIMEOUT:g} s",
-            HINT_ONE_RECV + " " + HINT_EOF,
+            hint + " " + HINT_EOF if mismatch is HINT_ONE_RECV else hint,
             sent,
         )
     if how == "server-gone" or (how in ("reset", "eof") and not data):
         raise Failure(f"your server stopped after sending {show_bytes(data)}", HINT_LOOP, sent)
-    raise Failure(f"got {show_bytes(data)}, expected {show_bytes(expected)}", HINT_ONE_RECV, sent)
+    raise Failure(f"got {show_bytes(data)}, expected {show_bytes(expected)}", hint, sent)
 
 
-def _one_byte_at_a_time(server, message: bytes, expected: bytes, sent: str):
+def _line_ending_hint(data: bytes) -> str:
+    """The hint for a wrong reply to b'PING\\r\\n': a '\\r' left in the line, or else lines."""
+    if b"\r" in data or b"\\r" in data:  # raw, or as repr() shows it: 'PING\\r'
+        return HINT_CR
+    return HINT_LINES
+
+
+def _one_byte_at_a_time(server, message: bytes, expected: bytes, sent: str, mismatch=HINT_ONE_RECV):
     with connect(server) as sock:
+        server.wait_quiet(1.0)  # the server has accepted and waits in recv()
         try:
             for i in range(len(message)):
                 sock.sendall(message[i : i + 1])
@@ -102,27 +139,29 @@ def _one_byte_at_a_time(server, message: bytes, expected: bytes, sent: str):
         except OSError:
             pass
         data, how = read_reply(sock, server, lambda d: len(d) >= len(expected))
-        _judge(data, how, expected, sent)
+        _judge(data, how, expected, sent, mismatch)
 
 
-def _reset_then_next(server, first: bytes, second: bytes, expected: bytes, sent: str):
+def _reset_then_next(
+    server, first: bytes, second: bytes, expected: bytes, sent: str, mismatch=HINT_ONE_RECV
+):
     sock = connect(server)
     sock.sendall(first)
     server.wait_quiet(1.0)  # the server has read it (and replied, if it could)
     abort(sock)
     # The server has handled the reset: it is back in accept(), or it has returned.
     server.wait_quiet(1.0)
-    _conversation(server, second, expected, sent)
+    _conversation(server, second, expected, sent, mismatch=mismatch)
 
 
-def _many(server, request_of, expected_of, count=20):
+def _many(server, request_of, expected_of, count=20, mismatch=HINT_ONE_RECV):
     def talk(index):
         with connect(server, timeout=10.0) as sock:
             send_in_background(sock, request_of(index))
             data, how = read_reply(
                 sock, server, lambda d: len(d) >= len(expected_of(index)), timeout=10.0
             )
-            _judge(data, how, expected_of(index), f"client {index + 1} of {count}")
+            _judge(data, how, expected_of(index), f"client {index + 1} of {count}", mismatch)
             return data
 
     for index, result in enumerate(many_clients(count, talk)):
@@ -241,12 +280,19 @@ def check_handle_command(handle_command) -> object:
                 raise Failure(f"it raised {describe_exception(call.error)}", hint, sent)
             if not reply_matches(call.result, due):
                 expected = "a reply that starts with 'ERR '" if due == "ERR" else repr(due)
-                raise Failure(
-                    f"it returned {call.result!r:.60}, expected {expected}",
-                    "Split the line into the command and its arguments; return the reply "
-                    "as str, without the newline (the server adds it).",
-                    sent,
-                )
+                if not isinstance(call.result, str):
+                    hint = (
+                        "Return the reply as a str, without the newline (the server adds "
+                        "it): every path through the function needs a `return`."
+                    )
+                elif due == "ERR":
+                    hint = HINT_ERR_PREFIX
+                else:
+                    hint = (
+                        "Split the line into the command and its arguments; return the reply "
+                        "as str, without the newline (the server adds it)."
+                    )
+                raise Failure(f"it returned {call.result!r:.60}, expected {expected}", hint, sent)
 
         return check
 
@@ -270,7 +316,7 @@ def check_command_server(command_server) -> object:
 
     def run(body):
         def check():
-            with serving(command_server, _crash_hint) as server:
+            with serving(command_server, _command_crash_hint) as server:
                 body(server)
 
         return check
@@ -282,7 +328,7 @@ def check_command_server(command_server) -> object:
             data, how = read_reply(sock, server, lambda d: d.count(b"\n") >= 2)
             lines = data.split(b"\n")
             if len(lines) < 3 or not lines[0].startswith(b"ERR ") or lines[1] != b"PONG":
-                hint = _crash_hint(UnicodeDecodeError("utf-8", b"", 0, 1, ""))
+                hint = _command_crash_hint(UnicodeDecodeError("utf-8", b"", 0, 1, ""))
                 raise Failure(f"got {show_bytes(data)}", hint, sent)
 
     return run_checks(
@@ -292,7 +338,11 @@ def check_command_server(command_server) -> object:
                 "b'PING\\n' gives b'PONG\\n', and the end after the client's end",
                 run(
                     lambda s: _conversation(
-                        s, b"PING\n", b"PONG\n", "b'PING\\n', then end of sending"
+                        s,
+                        b"PING\n",
+                        b"PONG\n",
+                        "b'PING\\n', then end of sending",
+                        mismatch=HINT_LINES,
                     )
                 ),
             ),
@@ -304,6 +354,7 @@ def check_command_server(command_server) -> object:
                         b"PING\nADD 2 3\nECHO hi\n",
                         b"PONG\n5\nhi\n",
                         "b'PING\\nADD 2 3\\nECHO hi\\n' in a single send",
+                        mismatch=HINT_LINES,
                     )
                 ),
             ),
@@ -311,7 +362,11 @@ def check_command_server(command_server) -> object:
                 "a command sent one byte at a time",
                 run(
                     lambda s: _one_byte_at_a_time(
-                        s, b"ADD 20 22\n", b"42\n", "b'ADD 20 22\\n', one byte per send"
+                        s,
+                        b"ADD 20 22\n",
+                        b"42\n",
+                        "b'ADD 20 22\\n', one byte per send",
+                        mismatch=HINT_LINES,
                     )
                 ),
             ),
@@ -319,7 +374,11 @@ def check_command_server(command_server) -> object:
                 "telnet's line end b'\\r\\n'",
                 run(
                     lambda s: _conversation(
-                        s, b"PING\r\n", b"PONG\n", "b'PING\\r\\n' (telnet and nc -C end lines so)"
+                        s,
+                        b"PING\r\n",
+                        b"PONG\n",
+                        "b'PING\\r\\n' (telnet and nc -C end lines so)",
+                        mismatch=_line_ending_hint,
                     )
                 ),
             ),
@@ -333,6 +392,7 @@ def check_command_server(command_server) -> object:
                         b"BYE\n",
                         "b'QUIT\\n' (the client keeps its side open)",
                         shut=False,
+                        mismatch=HINT_LINES,
                     )
                 ),
             ),
@@ -345,6 +405,7 @@ def check_command_server(command_server) -> object:
                         b"PING\n",
                         b"PONG\n",
                         "b'PIN', then a reset (RST); then b'PING\\n'",
+                        mismatch=HINT_LINES,
                     )
                 ),
             ),
@@ -355,6 +416,7 @@ def check_command_server(command_server) -> object:
                         s,
                         lambda i: b"ECHO client %d\nQUIT\n" % i,
                         lambda i: b"client %d\nBYE\n" % i,
+                        mismatch=HINT_LINES,
                     )
                 ),
             ),
