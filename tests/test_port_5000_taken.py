@@ -10,11 +10,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HOLD_5000 = (
-    "import socket, sys\n"
+    "import socket, sys, threading, time\n"
     "s = socket.socket()\n"
     "# like any real server: TIME_WAIT left by an earlier run must not stop it\n"
     "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-    "s.bind(('127.0.0.1', 5000))\n"
+    "deadline = time.monotonic() + 10  # a kernel of an earlier test may still be closing\n"
+    "while True:\n"
+    "    try:\n"
+    "        s.bind(('127.0.0.1', 5000))\n"
+    "        break\n"
+    "    except OSError:\n"
+    "        if time.monotonic() > deadline:\n"
+    "            raise\n"
+    "        threading.Event().wait(0.1)\n"
     "s.listen()\n"
     "print('holding', flush=True)\n"
     "sys.stdin.read()\n"
