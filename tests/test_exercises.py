@@ -482,9 +482,21 @@ def hello_every_interface(port):
             c.sendall(b"Thank you for connecting\n")
 
 
+def hello_waits_for_the_client(port):
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    s.listen(5)
+    while True:
+        c, addr = s.accept()
+        with c:
+            c.recv(1024)  # deadlock: the client waits for the greeting
+            c.sendall(b"Thank you for connecting\n")
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
+        (hello_waits_for_the_client, "this protocol's server speaks first"),
         (hello_seed_as_is, "Sockets carry bytes"),
         (hello_one_client, "`while True:` loop"),
         (hello_no_close, "c.close()"),

@@ -4,6 +4,7 @@ Each wrong solution below is one a learner writes (PITFALLS.md); the test assert
 verdict fails and gives the hint that fixes that mistake.
 """
 
+import asyncio
 import socket
 import struct
 import threading
@@ -109,9 +110,20 @@ def ask_one_recv(port, request):
         return sock.recv(65536)
 
 
+def ask_shut_rdwr(port, request):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_RDWR)  # closes the reading side too
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
+        (ask_shut_rdwr, "SHUT_RDWR): it also closes your reading side"),
         (ask_without_shutdown, "shutdown(socket.SHUT_WR)"),
         (ask_close_instead_of_shutdown, "close() ends both directions"),
         (ask_one_recv, "Keep calling it"),
@@ -193,9 +205,53 @@ def graceful_aborts(port, stop):
         conn.close()
 
 
+def graceful_never_closes_conn(port, stop):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    listener.settimeout(0.1)
+    with listener:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(0.1)  # no `with conn:`: only the garbage collector closes it
+            while not stop.is_set():
+                try:
+                    data = conn.recv(4096)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+                conn.sendall(data)
+
+
+def graceful_drops_quiet_clients(port, stop):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    listener.settimeout(0.1)
+    with listener:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(0.1)
+            with conn:
+                try:
+                    while not stop.is_set() and (data := conn.recv(4096)):
+                        conn.sendall(data)
+                except TimeoutError:
+                    pass  # a quiet client is dropped
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
+        (graceful_never_closes_conn, "`with conn:` blocks close"),
+        (graceful_drops_quiet_clients, "keep waiting (continue)"),
         (graceful_ignores_stop, "never looks at `stop`"),
         (graceful_blocking_recv, "never looks at `stop`"),
         (graceful_forgets_clients, "close every client connection"),
@@ -266,9 +322,18 @@ def one_recv_server(port):
         threading.Thread(target=handle, args=(conn,), daemon=True).start()
 
 
+def no_accept_loop_server(port):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    conn, _ = listener.accept()  # one client, then the function returns
+    threading.Thread(target=_echo_loop, args=(conn,)).start()
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
+        (no_accept_loop_server, "in a `while True:` loop"),
         (iterative_server, "one client at a time"),
         (run_not_start_server, "Not .run()"),
         (one_recv_server, "loop on recv()"),
@@ -297,9 +362,45 @@ async def handle_never_closes(reader, writer):
         await writer.drain()
 
 
+async def handle_no_await(reader, writer):
+    while data := reader.read(65536):  # a coroutine, not bytes
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+async def handle_asyncio_run(reader, writer):
+    while data := asyncio.run(reader.read(65536)):
+        writer.write(data)
+    writer.close()
+
+
+async def handle_drain_not_awaited(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            writer.drain()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def handle_no_drain(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)  # no drain(): the buffer grows while the client does not read
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
+        (handle_no_drain, "`await writer.drain()`: it waits"),
+        (handle_no_await, "without await gives a coroutine"),
+        (handle_asyncio_run, "do not call asyncio.run()"),
+        (handle_drain_not_awaited, "`await writer.drain()`"),
         (handle_read_all, "without a size waits"),
         (handle_once, "Loop"),
         (handle_never_closes, "writer.close()"),
@@ -364,6 +465,54 @@ def test_nb05_fetch_all_catches(wrong, hint):
     fails_with(nb05.check_fetch_all(wrong), hint)
 
 
+def fetch_no_shutdown(port, requests):
+    replies = [None] * len(requests)
+
+    def fetch(index, request):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(request)  # no shutdown(SHUT_WR): the server waits for more
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+            replies[index] = b"".join(chunks)
+
+    threads = [threading.Thread(target=fetch, args=(i, r)) for i, r in enumerate(requests)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return replies
+
+
+def fetch_no_join(port, requests):
+    replies = [None] * len(requests)
+
+    def fetch(index, request):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(request)
+            sock.shutdown(socket.SHUT_WR)
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+            replies[index] = b"".join(chunks)
+
+    for i, r in enumerate(requests):
+        threading.Thread(target=fetch, args=(i, r)).start()
+    return replies  # the threads are still fetching
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (fetch_no_shutdown, "shutdown(socket.SHUT_WR)"),
+        (fetch_no_join, "join() every thread"),
+    ],
+)
+def test_nb05_fetch_all_catches_half_close_and_join(wrong, hint, capsys):
+    fails_with(nb05.check_fetch_all(wrong), hint)
+    assert "Traceback" not in capsys.readouterr().err
+
+
 # --- notebook 06 -----------------------------------------------------------------------
 
 from helpers.exercises import nb06  # noqa: E402
@@ -411,9 +560,38 @@ def udp_first_client_only(port):
         sock.sendto(data, first)
 
 
+def udp_buffer_4096(port):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", port))
+    while True:
+        data, address = sock.recvfrom(4096)
+        sock.sendto(data, address)
+
+
+def udp_with_tcp_socket(port):
+    listener = socket.socket()  # SOCK_STREAM: TCP
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    while True:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(conn.recv(65535))
+
+
+def udp_every_interface(port):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("", port))
+    while True:
+        data, address = sock.recvfrom(65535)
+        sock.sendto(data, address)
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
+        (udp_buffer_4096, "recvfrom(65535)"),
+        (udp_with_tcp_socket, "SOCK_DGRAM"),
+        (udp_every_interface, "every interface"),
         (udp_small_buffer, "recvfrom(65535)"),
         (udp_stops_on_empty, "empty datagram b'' is a valid datagram"),
         (udp_first_client_only, "address recvfrom() returned"),
@@ -456,9 +634,26 @@ def request_forever(address, request_id, payload, timeout=0.2, retries=5):
                 return data[len(prefix) :]
 
 
+def request_one_send_too_many(address, request_id, payload, timeout=0.2, retries=5):
+    prefix = f"{request_id}:".encode()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        for _attempt in range(retries + 1):  # the first send plus `retries` re-sends
+            sock.sendto(prefix + payload, address)
+            try:
+                while True:
+                    data, _ = sock.recvfrom(65535)
+                    if data.startswith(prefix):
+                        return data[len(prefix) :]
+            except TimeoutError:
+                continue
+    raise TimeoutError
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
+        (request_one_send_too_many, "at most `retries` times in all"),
         (request_no_retry, "send the request again"),
         (request_any_reply, "Check the id"),
         (request_forever, "Give up after"),

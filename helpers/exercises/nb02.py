@@ -264,6 +264,14 @@ def check_hello_server(hello_server) -> object:
                 return
             if data == GREETING:
                 raise Failure("the greeting came, but the connection stayed open", HINT_CLOSE, sent)
+            if how == "timeout" and not data:
+                raise Failure(
+                    "nothing came while the client waited (the client sends nothing)",
+                    "Your server waits for the client to send first; this protocol's server "
+                    "speaks first: right after accept(), sendall() the greeting (no recv() "
+                    "before it).",
+                    sent,
+                )
             raise Failure(
                 f"got {show_bytes(data)}, expected {show_bytes(GREETING)}",
                 "Send exactly b'Thank you for connecting\\n' with sendall().",

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import selectors
 import socket
 import threading
 import time
+import warnings
 
 from helpers.exercises._checker import (
+    REPLY_TIMEOUT,
     Failure,
     NotDone,
     call_bounded,
@@ -35,6 +38,10 @@ HINT_ONE_AT_A_TIME = (
     "Your server serves one client at a time. After accept(), hand the connection to a new "
     "thread with threading.Thread(target=..., args=(conn,)).start() and go straight back to "
     "accept(). Not .run(): it runs the function in the accepting thread."
+)
+HINT_ACCEPT_LOOP = (
+    "A server serves client after client: put accept() and the start of the client's thread "
+    "in a `while True:` loop, and keep the listening socket open."
 )
 HINT_LOOP = (
     "Keep the conversation going: loop on recv() and echo each chunk, until recv() returns "
@@ -64,7 +71,21 @@ def check_threaded_server(threaded_server) -> object:
         sent = "client A connects and stays; client B sends b'B'"
         with serving(threaded_server) as srv, connect(srv) as a, connect(srv) as b:
             _echo(srv, a, b"A", sent, HINT_LOOP)
-            _echo(srv, b, b"B", sent, HINT_ONE_AT_A_TIME, timeout=1.0)
+            try:
+                b.sendall(b"B")
+                data, how = read_reply(b, srv, lambda d: len(d) >= 1, timeout=1.0)
+            except ConnectionError:
+                data, how = b"", "reset"
+            if data == b"B":
+                return
+            if how in ("reset", "eof") and not data:
+                raise Failure(
+                    f"client B's connection was closed without an answer ({how}): your "
+                    "server stopped accepting after client A",
+                    HINT_ACCEPT_LOOP,
+                    sent,
+                )
+            raise Failure(f"the echo was {show_bytes(data)} ({how})", HINT_ONE_AT_A_TIME, sent)
 
     def twenty_clients():
         with serving(threaded_server) as srv:
@@ -102,14 +123,47 @@ def check_threaded_server(threaded_server) -> object:
 # --- Exercise 2: async def handle(reader, writer) ---------------------------------------------
 
 
+def _handler_hint(exc: BaseException) -> str:
+    if isinstance(exc, TypeError) and "coroutine" in str(exc):
+        return (
+            "reader.read(...) without await gives a coroutine, not bytes: write "
+            "`data = await reader.read(65536)` (and `await writer.drain()`)."
+        )
+    if isinstance(exc, RuntimeError) and "asyncio.run()" in str(exc):
+        return (
+            "handle already runs inside the server's event loop: do not call asyncio.run() "
+            "in it; `await` the coroutine instead (await reader.read(65536))."
+        )
+    return "Read the exception: handle must echo until read() returns b'', then close."
+
+
+def _call_of(name: str) -> str:
+    """``StreamWriter.drain`` -> ``writer.drain()``: the call as the learner wrote it."""
+    owner, _, method = name.rpartition(".")
+    variable = {"StreamWriter": "writer", "StreamReader": "reader"}.get(owner, owner.lower())
+    return f"{variable}.{method}()" if variable else f"{method}()"
+
+
 def check_handle(handle) -> object:
     stub = threading.Event()
+    crashes: list[tuple[str, str]] = []  # (what, hint); text only, so no frame stays alive
+    unawaited: list[str] = []
+    client_resets = threading.Event()  # set when the check itself closes with unread data
 
     async def guarded(reader, writer):
         try:
             await handle(reader, writer)
         except NotImplementedError:
             stub.set()
+            writer.close()
+        except ConnectionError as exc:
+            if not client_resets.is_set():  # the check's own reset is not your mistake
+                crashes.append(
+                    (f"your handler raised {describe_exception(exc)}", _handler_hint(exc))
+                )
+            writer.close()
+        except Exception as exc:  # noqa: BLE001 - reported in the verdict
+            crashes.append((f"your handler raised {describe_exception(exc)}", _handler_hint(exc)))
             writer.close()
 
     async def handle_server(port):
@@ -119,15 +173,36 @@ def check_handle(handle) -> object:
 
     def judged(scenario):
         def run():
-            try:
-                with serving(handle_server) as srv:
-                    scenario(srv)
-            except Failure:
-                if stub.is_set():
-                    raise NotDone() from None
-                raise
+            failure = None
+            with warnings.catch_warnings(record=True) as caught:
+                # A coroutine that is never awaited warns when it is dropped: record that
+                # (it names the forgotten await) instead of printing it in a later cell.
+                warnings.simplefilter("always", RuntimeWarning)
+                try:
+                    with serving(handle_server) as srv:
+                        scenario(srv)
+                except Failure as exc:
+                    failure = exc
+            unawaited.extend(
+                str(w.message) for w in caught if "was never awaited" in str(w.message)
+            )
             if stub.is_set():
                 raise NotDone()
+            if crashes:
+                what, hint = crashes[0]
+                if failure is not None:
+                    what = f"{failure.what}; {what}"
+                raise Failure(what, hint, failure.sent if failure else None)
+            if unawaited:
+                name = unawaited[0].split("'")[1] if "'" in unawaited[0] else "a coroutine"
+                raise Failure(
+                    f"Python warned: {unawaited[0]}",
+                    f"Calling {_call_of(name)} without await does nothing: write "
+                    f"`await {_call_of(name)}`.",
+                    failure.sent if failure else None,
+                )
+            if failure is not None:
+                raise failure
 
         return run
 
@@ -178,6 +253,35 @@ def check_handle(handle) -> object:
                 "1 MiB sent while reading the echo",
             )
 
+    def backpressure(srv):
+        # The client sends and never reads. With drain(), the handler stops reading once
+        # its write buffer is full, so the client's sends stall (TCP's window closes).
+        # Without it, the handler reads on and buffers everything in memory. The buffers
+        # on the way (this client's are small; the kernel's at most tens of MB) cannot
+        # hold 64 MiB, so sending all of it is proof that nobody waited.
+        limit = 64 * 1024 * 1024
+        chunk = bytes(65536)
+        total = 0
+        with socket.socket() as client, selectors.DefaultSelector() as selector:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+            client.settimeout(REPLY_TIMEOUT)
+            client.connect(("127.0.0.1", srv.port))
+            client.setblocking(False)
+            selector.register(client, selectors.EVENT_WRITE)
+            while total < limit and selector.select(0.5):  # 0.5 s without progress: stalled
+                with contextlib.suppress(BlockingIOError):
+                    total += client.send(chunk)
+            client_resets.set()  # closing with the echo unread resets the connection
+        if total >= limit:
+            raise Failure(
+                "the client sent 64 MiB without reading any of the echo, and your handler "
+                "kept reading: it held everything in memory",
+                "After writer.write(data), `await writer.drain()`: it waits while the client "
+                "is not reading, so the data stays out of your server's memory.",
+                "64 MiB from a client that never reads",
+            )
+
     return run_checks(
         "handle(reader, writer)",
         [
@@ -185,11 +289,19 @@ def check_handle(handle) -> object:
             ("echoes two messages on one connection", judged(two_messages)),
             ("closes when the client has finished", judged(closes)),
             ("echoes 1 MiB", judged(big)),
+            ("stops reading while the client does not read (drain)", judged(backpressure)),
         ],
     )
 
 
 # --- Exercise 3: fetch_all(port, requests) ----------------------------------------------------
+
+
+def _show_list(result) -> str:
+    """``[None, None]`` or ``[b'ALPHA...', ...]``, short and the same on every run."""
+    if not isinstance(result, list):
+        return str(result)[:80]
+    return "[" + ", ".join("None" if r is None else show_bytes(r, 16) for r in result) + "]"
 
 
 def reply_for(request: bytes) -> bytes:
@@ -199,12 +311,15 @@ def reply_for(request: bytes) -> bytes:
 
 
 class GatherServer:
-    """Answers only once ``count`` connections are open, last one first.
+    """Answers only once ``count`` requests have arrived complete, last one first.
 
-    Each request is read until EOF. If fewer than ``count`` connections arrive within
-    ``patience`` s, everyone is closed without an answer (``most_open`` says how many came).
-    Replies go out in reverse order of arrival, each one after the previous client closed
-    (waited for at most ``CLOSE_WAIT`` s), so "first finished" is never "first asked".
+    Connections are accepted and read at the same time (a selector), each request until
+    EOF, so a client that forgets to half-close is told so whatever the others do. If
+    fewer than ``count`` complete requests arrive within ``patience`` s, everyone is closed
+    without an answer (``most_open`` says how many connections came, ``missing_eof``
+    whether one of them never ended its request). Replies go out in reverse order of
+    arrival, each one after the previous client closed (waited for at most ``CLOSE_WAIT``
+    s), so "first finished" is never "first asked".
     """
 
     CLOSE_WAIT = 0.3
@@ -217,29 +332,54 @@ class GatherServer:
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(count + 8)
-        self.listener.settimeout(0.1)
+        self.listener.setblocking(False)
         self.port = self.listener.getsockname()[1]
         self.conns: list[socket.socket] = []
         self.thread = threading.Thread(target=self._run, name="exercise-gather", daemon=True)
         self.thread.start()
 
-    def _run(self) -> None:
+    def _gather(self) -> list[bytes] | None:
+        """The requests in order of arrival, or None when they were not all complete."""
         deadline = time.monotonic() + self.patience
-        requests = []
+        requests: dict[socket.socket, bytearray] = {}
+        complete: set[socket.socket] = set()
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.listener, selectors.EVENT_READ)
+            while len(complete) < self.count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                for key, _ in selector.select(min(remaining, 0.1)):
+                    if key.fileobj is self.listener:
+                        with contextlib.suppress(BlockingIOError):
+                            conn, _ = self.listener.accept()
+                            conn.setblocking(False)
+                            self.conns.append(conn)
+                            self.most_open = len(self.conns)
+                            requests[conn] = bytearray()
+                            selector.register(conn, selectors.EVENT_READ)
+                        continue
+                    conn = key.fileobj
+                    try:
+                        chunk = conn.recv(65536)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        chunk = b""
+                    if chunk:
+                        requests[conn] += chunk
+                    else:
+                        complete.add(conn)
+                        selector.unregister(conn)
+        if len(complete) < self.count:
+            self.missing_eof = any(conn not in complete for conn in self.conns)
+            return None
+        return [bytes(requests[conn]) for conn in self.conns]
+
+    def _run(self) -> None:
         try:
-            while len(self.conns) < self.count and time.monotonic() < deadline:
-                try:
-                    conn, _ = self.listener.accept()
-                except TimeoutError:
-                    continue
-                self.conns.append(conn)
-                self.most_open = len(self.conns)
-                conn.settimeout(max(0.1, deadline - time.monotonic()))
-                request = bytearray()
-                while chunk := conn.recv(65536):
-                    request += chunk
-                requests.append(bytes(request))
-            if len(requests) < self.count:
+            requests = self._gather()
+            if requests is None:
                 return
             for conn, request in reversed(list(zip(self.conns, requests, strict=True))):
                 conn.settimeout(5)
@@ -249,8 +389,6 @@ class GatherServer:
                 with contextlib.suppress(OSError):
                     while conn.recv(65536):
                         pass
-        except TimeoutError:
-            self.missing_eof = True
         except OSError:
             pass
         finally:
@@ -264,26 +402,55 @@ class GatherServer:
                 conn.close()
 
 
+@contextlib.contextmanager
+def _thread_errors_kept():
+    """Keep exceptions of threads started meanwhile out of the output (a learner's fetch
+    threads that die when the check's server hangs up); yield the list they go to."""
+    errors: list[BaseException] = []
+    previous = threading.excepthook
+
+    def keep(args):
+        if args.exc_value is not None:
+            errors.append(args.exc_value)
+
+    threading.excepthook = keep
+    try:
+        yield errors
+    finally:
+        threading.excepthook = previous
+
+
 def check_fetch_all(fetch_all) -> object:
     def exchange(requests, sent):
         server = GatherServer(len(requests))
-        call = call_bounded(
-            fetch_all, server.port, list(requests), timeout=8.0, on_timeout=server.close
-        )
-        server.thread.join(2.0)
-        server.close()
+        returned = {}
+
+        def at_return(port, reqs):
+            result = fetch_all(port, reqs)
+            # What the caller gets is the list as it is now, not as threads fill it later.
+            returned["object"] = result
+            returned["copy"] = list(result) if isinstance(result, list | tuple) else result
+            return returned["copy"]
+
+        with _thread_errors_kept():
+            call = call_bounded(
+                at_return, server.port, list(requests), timeout=8.0, on_timeout=server.close
+            )
+            server.thread.join(2.0)
+            server.close()
+        if server.missing_eof:
+            raise Failure(
+                "the server never saw the end of a request",
+                "After sendall(request), call sock.shutdown(socket.SHUT_WR): the server "
+                "answers only once it has seen the end of the request.",
+                sent,
+            )
         if requests and server.most_open < len(requests):
             raise Failure(
                 f"only {server.most_open} of {len(requests)} connections were open at the same "
                 "time",
                 "Open every connection before waiting for any reply: start one thread per "
                 "request (start them all, then join them all).",
-                sent,
-            )
-        if server.missing_eof:
-            raise Failure(
-                "the server never saw the end of a request",
-                "After sendall(request), call sock.shutdown(socket.SHUT_WR).",
                 sent,
             )
         if not call.finished:
@@ -299,9 +466,17 @@ def check_fetch_all(fetch_all) -> object:
                 sent,
             )
         expected = [reply_for(r) for r in requests]
-        result = list(call.result) if isinstance(call.result, list | tuple) else call.result
+        result = call.result
         if result == expected:
             return
+        later = returned.get("object")
+        if isinstance(later, list | tuple) and list(later) != result:
+            raise Failure(
+                f"it returned {_show_list(result)}, before the threads had stored the replies",
+                "join() every thread (start them all, then join them all) before returning "
+                "the list.",
+                sent,
+            )
         if isinstance(result, list) and sorted(map(bytes, result)) == sorted(expected):
             raise Failure(
                 "it returned the right replies in the wrong order (the order they finished)",

@@ -15,6 +15,8 @@ import contextlib
 import socket
 import threading
 
+import psutil
+
 from helpers.exercises._checker import (
     Failure,
     call_bounded,
@@ -38,12 +40,25 @@ def _udp_client() -> socket.socket:
 # --- Exercise 1: udp_echo_server(port) ------------------------------------------------------
 
 
+def _own_sockets(port: int, kind: str) -> list:
+    """This process's sockets of ``kind`` ("tcp" or "udp") bound to ``port`` (from the OS)."""
+    return [c for c in psutil.Process().net_connections(kind=kind) if c.laddr.port == port]
+
+
 def check_udp_echo_server(udp_echo_server) -> object:
     def expect(sock, srv, payload, sent, hint):
         sock.sendto(payload, ("127.0.0.1", srv.port))
         try:
             data, _ = sock.recvfrom(65535)
         except TimeoutError:
+            if _own_sockets(srv.port, "tcp") and not _own_sockets(srv.port, "udp"):
+                raise Failure(
+                    "no reply came within 1 s: your server listens with TCP on that port",
+                    "socket.socket() makes a TCP socket (SOCK_STREAM). For UDP write "
+                    "socket.socket(socket.AF_INET, socket.SOCK_DGRAM), then recvfrom() and "
+                    "sendto() (no listen() or accept()).",
+                    sent,
+                ) from None
             raise Failure("no reply came within 1 s", hint, sent) from None
         if data != payload:
             raise Failure(f"the reply was {show_bytes(data)}", hint, sent)
@@ -59,14 +74,25 @@ def check_udp_echo_server(udp_echo_server) -> object:
                     "Reply to each datagram with sendto(data, address), in a loop.",
                 )
 
+    def loopback_only():
+        with serving(udp_echo_server) as srv:
+            hosts = sorted(c.laddr.ip for c in _own_sockets(srv.port, "udp"))
+            if hosts and hosts != ["127.0.0.1"]:
+                raise Failure(
+                    f"it is bound to {hosts[0]!r}: every network interface",
+                    "Bind ('127.0.0.1', port): '' means every interface, so anyone on your "
+                    "network could send to it.",
+                    "where the server is bound (read from the operating system)",
+                )
+
     def big():
-        payload = bytes(range(256)) * 16  # 4096 bytes
+        payload = bytes(range(256)) * 234 + bytes(96)  # 60000 bytes
         with serving(udp_echo_server) as srv, _udp_client() as sock:
             expect(
                 sock,
                 srv,
                 payload,
-                "one datagram of 4096 bytes",
+                "one datagram of 60000 bytes",
                 "recvfrom(n) cuts a longer datagram to n bytes and drops the rest (on "
                 "Windows it raises WinError 10040). Use recvfrom(65535).",
             )
@@ -94,7 +120,8 @@ def check_udp_echo_server(udp_echo_server) -> object:
         "udp_echo_server(port)",
         [
             ("echoes three datagrams, one reply each", boundaries),
-            ("echoes a 4096-byte datagram whole", big),
+            ("is bound to 127.0.0.1 only", loopback_only),
+            ("echoes a 60000-byte datagram whole", big),
             ("echoes an empty datagram and keeps serving", empty),
             ("replies to each client at its own address", two_clients),
         ],
@@ -146,6 +173,11 @@ class ForgetfulServer:
             with contextlib.suppress(OSError):
                 self.sock.sendto(b"0:(checker stopping)", client)
         self.thread.join(1.0)
+        if not self.thread.is_alive():  # count what arrived but was not read yet
+            with contextlib.suppress(OSError):  # (already closed by an earlier close())
+                self.sock.setblocking(False)
+                while self.sock.recvfrom(65535):
+                    self.received += 1
         self.sock.close()
 
 
@@ -179,11 +211,19 @@ def check_request(request) -> object:
 
     def gives_up():
         sent = "request 7, b'hello' to a server that never answers (timeout 0.2 s, 5 retries)"
-        call = run(ForgetfulServer(silent=True))
+        server = ForgetfulServer(silent=True)
+        call = run(server)
         if not call.finished:
             raise Failure(
                 "it was still trying 4 s later",
                 "Give up after `retries` attempts: raise TimeoutError.",
+                sent,
+            )
+        if server.received > 5:
+            raise Failure(
+                f"it sent the request {server.received} times",
+                "Send at most `retries` times in all (the first send counts): "
+                "`for attempt in range(retries):`, then raise TimeoutError.",
                 sent,
             )
         if not isinstance(call.error, TimeoutError):

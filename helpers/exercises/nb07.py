@@ -12,8 +12,10 @@ frozen notebook.
 from __future__ import annotations
 
 import contextlib
+import gc
 import socket
 import threading
+import warnings
 
 from helpers.exercises._checker import (
     Failure,
@@ -48,6 +50,11 @@ HINT_LET_TIMEOUT_OUT = (
 HINT_SHUT_WR = (
     "After sendall(), call sock.shutdown(socket.SHUT_WR): it sends the FIN that tells the "
     "server 'my request is complete', and you can still read its reply."
+)
+HINT_SHUT_RDWR = (
+    "If you called shutdown(socket.SHUT_RDWR): it also closes your reading side, so recv() "
+    "returns b'' at once (or the reply arriving there resets the connection). Use "
+    "shutdown(socket.SHUT_WR): stop sending only."
 )
 HINT_CLOSE_TOO_EARLY = (
     "close() ends both directions and frees the socket: you cannot recv() after it. "
@@ -161,18 +168,36 @@ def check_ask(ask) -> object:
         server = UpperServer()
         try:
             call = call_bounded(ask, server.port, request, timeout=4.0, on_timeout=server.close)
+            if call.finished:
+                # Let the server see what the client did (it ends by itself, within its
+                # patience) before judging: a busy machine may not have run it yet.
+                server.thread.join(server.patience + 1.0)
         finally:
             server.close()
         if not server.saw_eof:
             raise Failure("the server never saw the end of your request", HINT_SHUT_WR, sent)
         if not call.finished:
             raise Failure("it was still waiting after the reply had ended", HINT_EOF, sent)
+        if isinstance(call.error, ConnectionResetError):
+            # This server never resets: Linux does, when the reply reaches a socket whose
+            # reading side was shut down (SHUT_RD or SHUT_RDWR).
+            raise Failure(
+                f"it raised {describe_exception(call.error)}, but the server never resets",
+                HINT_SHUT_RDWR,
+                sent,
+            )
         if call.error is not None:
             if isinstance(call.error, OSError) and call.error.errno in (9, 10038):
                 raise Failure(
                     f"it raised {describe_exception(call.error)}", HINT_CLOSE_TOO_EARLY, sent
                 )
             raise _unexpected(call, "return the server's reply")
+        if call.result == b"" and request:
+            raise Failure(
+                "it returned b'' although the server sent the reply",
+                HINT_SHUT_RDWR,
+                sent,
+            )
         if call.result != request.upper():
             raise Failure(f"it returned {show_bytes(call.result or b'')}", HINT_LOOP, sent)
 
@@ -218,6 +243,27 @@ def check_graceful_server(graceful_server) -> object:
                 "b'hello'",
             )
 
+    def quiet_client(srv, stop):
+        sent = "a client connects, says nothing for 0.5 s, then sends b'hello'"
+        with connect(srv) as client:
+            data, how = read_to_eof(client, srv, timeout=0.5)  # nothing should happen
+            if how != "timeout":
+                raise Failure(
+                    f"your server closed the connection ({how}) while the client was quiet",
+                    "A recv() timeout only means 'nothing has arrived yet': on TimeoutError "
+                    "look at stop and keep waiting (continue). Close the connection only when "
+                    "recv() returns b'' or stop is set.",
+                    sent,
+                )
+            client.sendall(b"hello")
+            data, how = read_reply(client, srv, lambda d: len(d) >= 5)
+        if data != b"hello":
+            raise Failure(
+                f"the reply was {show_bytes(data)} ({how})",
+                "Echo what you receive with sendall(), also after a quiet moment.",
+                sent,
+            )
+
     def stops_when_idle(srv, stop):
         stop.set()
         try:
@@ -232,19 +278,34 @@ def check_graceful_server(graceful_server) -> object:
         with connect(srv) as client:
             client.sendall(b"hello")
             read_reply(client, srv, lambda d: len(d) >= 5)
-            stop.set()
-            try:
-                srv.wait(timeout=1.5)
-            except TimeoutError:
-                raise Failure(
-                    "it was still running 1.5 s after stop.set()", HINT_STOP, sent
-                ) from None
+            with warnings.catch_warnings(record=True) as caught:
+                # A socket that nobody closed is closed by the garbage collector when your
+                # function returns, and Python then warns "unclosed <socket.socket ...>".
+                warnings.simplefilter("always", ResourceWarning)
+                stop.set()
+                try:
+                    srv.wait(timeout=1.5)
+                except TimeoutError:
+                    raise Failure(
+                        "it was still running 1.5 s after stop.set()", HINT_STOP, sent
+                    ) from None
+                gc.collect()
             data, how = read_to_eof(client, None, timeout=1.0)
+        unclosed = [str(w.message) for w in caught if "unclosed" in str(w.message)]
         if how == "reset":
             raise Failure(
                 "the client got ConnectionResetError (an RST), not an orderly end",
                 "Close "
                 "connections with close() (a FIN); SO_LINGER 0 is for aborting, not stopping.",
+                sent,
+            )
+        mine = f"laddr=('127.0.0.1', {srv.port})"
+        if any(mine in message for message in unclosed):
+            raise Failure(
+                "your function returned without closing a socket (Python closed it later "
+                "and warned: unclosed <socket.socket ...>)",
+                "Close what you opened before returning: `with listener:` and "
+                "`with conn:` blocks close the sockets however the loops end.",
                 sent,
             )
         if how != "eof":
@@ -259,6 +320,7 @@ def check_graceful_server(graceful_server) -> object:
         "graceful_server(port, stop)",
         [
             ("echoes a client", lambda: run(echoes)),
+            ("keeps serving a client that is quiet for a while", lambda: run(quiet_client)),
             ("returns within 1.5 s of stop.set() with no client", lambda: run(stops_when_idle)),
             (
                 "returns, and the client sees b'', when stopped mid-connection",
