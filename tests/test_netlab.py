@@ -484,3 +484,9 @@ def test_netlab_sets_reuseaddr_on_server_sockets():
 
     netlab.serve(probe)
     assert seen["reuse"] != 0
+
+
+def test_unused_port_has_no_socket_at_all():
+    port = netlab.unused_port()
+    assert netlab.is_free(port)
+    assert netlab.socket_table(port).rows == []

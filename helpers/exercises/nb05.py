@@ -69,13 +69,23 @@ def check_threaded_server(threaded_server) -> object:
 
     def second_client():
         sent = "client A connects and stays; client B sends b'B'"
-        with serving(threaded_server) as srv, connect(srv) as a, connect(srv) as b:
-            _echo(srv, a, b"A", sent, HINT_LOOP)
+        with serving(threaded_server) as srv, connect(srv) as a:
             try:
-                b.sendall(b"B")
-                data, how = read_reply(b, srv, lambda d: len(d) >= 1, timeout=1.0)
+                # a server without an accept loop may have closed its listener already
+                b = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
             except ConnectionError:
-                data, how = b"", "reset"
+                raise Failure(
+                    "client B could not connect: your server stopped accepting after client A",
+                    HINT_ACCEPT_LOOP,
+                    sent,
+                ) from None
+            with b:
+                _echo(srv, a, b"A", sent, HINT_LOOP)
+                try:
+                    b.sendall(b"B")
+                    data, how = read_reply(b, srv, lambda d: len(d) >= 1, timeout=1.0)
+                except ConnectionError:
+                    data, how = b"", "reset"
             if data == b"B":
                 return
             if how in ("reset", "eof") and not data:

@@ -25,7 +25,7 @@ The parts, one module each:
 """
 
 from ._diagram import Diagram, sequence_diagram
-from ._ports import choose_port, free_port, is_free
+from ._ports import choose_port, free_port, is_free, unused_port
 from ._process import Process, ProcessError, run_script, scratch_dir, start_script
 from ._relay import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Connection, Relay
 from ._server import Server, ServerError, running_servers, serve, stop_all
@@ -54,4 +54,5 @@ __all__ = [
     "serve",
     "start_script",
     "stop_all",
+    "unused_port",
 ]

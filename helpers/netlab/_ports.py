@@ -52,3 +52,19 @@ def choose_port(
     if is_free(preferred, host, kind):
         return preferred, None
     return free_port(host, kind or socket.SOCK_STREAM), f"port {preferred} is taken"
+
+
+def unused_port(host: str = "127.0.0.1", attempts: int = 50) -> int:
+    """A free port that no socket uses at all, not even a closing one (TIME_WAIT).
+
+    ``free_port()`` may return a port that old connections still hold in TIME_WAIT:
+    Linux reuses such ports. A demonstration that reads the socket table and wants to
+    see only its own connection binds its client to this port instead.
+    """
+    from ._states import socket_table
+
+    for _ in range(attempts):
+        port = free_port(host)
+        if not socket_table(port).rows:
+            return port
+    raise RuntimeError(f"netlab: no port without old connections found in {attempts} tries")
