@@ -418,9 +418,11 @@ def test_works_from_plain_python_in_a_subprocess():
         "    print(socket.create_connection(srv.address, timeout=5).recv(2))\n"
         "    srv.wait(5)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
-    ).stdout
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
     lines = out.splitlines()
     assert lines[0] == "[server] listening"
     assert lines[1].startswith("netlab: 'server' is listening on 127.0.0.1:")
