@@ -24,12 +24,19 @@ The parts, one module each:
     _states.py   socket states read from the operating system (what `ss` shows)
 """
 
+from . import _display, _hooks
 from ._diagram import Diagram, sequence_diagram
 from ._ports import choose_port, free_port, is_free, unused_port
 from ._process import Process, ProcessError, run_script, scratch_dir, start_script
 from ._relay import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Connection, Relay
 from ._server import Server, ServerError, running_servers, serve, stop_all
 from ._states import SocketTable, socket_table, wait_for_state
+
+# Installed at import, not at the first serve(): a client cell run before any server
+# must already get netlab's note on ConnectionRefusedError. The patches do nothing for
+# threads that no netlab server owns.
+_hooks.install()
+_display.install()
 
 __all__ = [
     "CLIENT_TO_SERVER",
