@@ -3,6 +3,8 @@
 Prints the median over 200 starts of each, measured in the same run, and their ratio.
 """
 
+import contextlib
+import io
 import socket
 import statistics
 import time
@@ -31,10 +33,11 @@ def bare_once() -> float:
 
 
 def netlab_once() -> float:
-    start = time.perf_counter()
-    srv = netlab.serve(server, port=0)
-    elapsed = time.perf_counter() - start
-    srv.stop()
+    with contextlib.redirect_stdout(io.StringIO()):  # serve() announces each server
+        start = time.perf_counter()
+        srv = netlab.serve(server, port=0)
+        elapsed = time.perf_counter() - start
+        srv.stop()
     return elapsed
 
 

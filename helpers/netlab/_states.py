@@ -128,6 +128,32 @@ def _read_proc(path: str, proto: str) -> list[tuple[SocketRow, int]]:
 _OPENING = frozenset({"SYN_SENT", "SYN_RECV", "NEW_SYN_RECV"})
 
 
+def _rows_on_ports(path: str, ports: set[int]) -> list[SocketRow]:
+    """Like _read_proc, for the lines on ``ports`` only, checked before decoding: this
+    runs at the end of every notebook cell, and /proc/net/tcp can hold thousands of
+    TIME_WAIT lines."""
+    try:
+        with open(path, encoding="ascii") as file:
+            lines = file.readlines()[1:]
+    except OSError:
+        return []
+    rows = []
+    needles = [f":{port:04X} " for port in ports]  # how the file writes a port
+    for line in lines:
+        if not any(needle in line for needle in needles):
+            continue
+        fields = line.split()
+        if len(fields) < 10:
+            continue
+        if int(fields[1][-4:], 16) not in ports and int(fields[2][-4:], 16) not in ports:
+            continue
+        tx_queue, rx_queue = (int(n, 16) for n in fields[4].split(":"))
+        state = TCP_STATES.get(int(fields[3], 16), f"0x{fields[3]}")
+        local, remote = _decode_address(fields[1]), _decode_address(fields[2])
+        rows.append(SocketRow("tcp", local, remote, state, tx_queue=tx_queue, rx_queue=rx_queue))
+    return rows
+
+
 def in_flight(ports: set[int]) -> bool:
     """True when the kernel is still moving something on these ports (Linux; else False).
 
@@ -139,14 +165,13 @@ def in_flight(ports: set[int]) -> bool:
     """
     if not ports or not os.path.exists("/proc/net/tcp"):
         return False
-    entries = [
-        r for r, _ in _read_proc("/proc/net/tcp", "tcp") + _read_proc("/proc/net/tcp6", "tcp6")
-    ]
-    mine = [r for r in entries if r.local_port in ports or r.remote_port in ports]
-    by_ends = {(r.local, r.remote): r for r in entries}
+    mine = _rows_on_ports("/proc/net/tcp", ports) + _rows_on_ports("/proc/net/tcp6", ports)
+    by_ends = {(r.local, r.remote): r for r in mine}  # a row's peer uses the same ports
     for row in mine:
         if row.state in _OPENING:
             return True
+        if row.state == "LISTEN":
+            continue  # for a listening socket the kernel reports its backlog as tx_queue
         if row.tx_queue:
             peer = by_ends.get((row.remote, row.local))
             if peer is None or peer.rx_queue == 0:
