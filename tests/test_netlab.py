@@ -112,7 +112,7 @@ def test_rerun_replaces_the_previous_server_on_the_same_port(capsys):
     first = netlab.serve(echo_forever, port=preferred)
     second = netlab.serve(echo_forever, port=preferred)
     assert first.port == preferred
-    assert first._stopped and second.running
+    assert first.state == "stopped" and second.running
     assert second.port == first.port
     with socket.create_connection(second.address, timeout=5) as c:
         c.sendall(b"x")
@@ -166,7 +166,7 @@ def test_port_taken_by_own_server_names_it(capsys):
     srv = netlab.serve(echo_forever, name="second", port=preferred)
     out = capsys.readouterr().out
     assert srv.port != preferred
-    assert f"(port {preferred} is taken by your server 'first'; srv.stop() frees it)" in out
+    assert f"(port {preferred} is taken by your server 'first'; stop it with its .stop())" in out
 
 
 def test_exception_in_server_thread_reaches_the_main_thread(capsys):
@@ -187,7 +187,7 @@ def test_exception_in_server_thread_reaches_the_main_thread(capsys):
     assert "Traceback (most recent call last)" in err
     assert 'c.send("not bytes")' in err
     assert "sockets carry bytes, not str" in err
-    assert "_hooks.py" not in err  # netlab's own frames are hidden
+    assert "_patches.py" not in err and "_server.py" not in err  # netlab's own frames are hidden
 
 
 def test_crash_before_listen_is_reported():
@@ -228,26 +228,67 @@ def test_stop_is_idempotent_and_bounded_with_a_client_stuck_mid_connection():
 
 
 def test_stop_reports_a_thread_it_cannot_interrupt(capsys):
-    release = threading.Event()
+    lock = threading.Lock()
+    lock.acquire()
 
     def stuck(port):
         s = socket.socket()
         s.bind(("127.0.0.1", port))
         s.listen()
-        release.wait(10)  # not a socket call: netlab cannot wake it
+        s.accept()
+        lock.acquire(timeout=10)  # a plain Lock: netlab can neither see nor wake it
 
     srv = netlab.serve(stuck)
+    socket.create_connection(srv.address, timeout=5).close()
     srv.stop(timeout=0.5)
-    release.set()
+    lock.release()
     assert "did not stop within 0.5 s" in capsys.readouterr().err
     assert netlab.is_free(srv.port)
 
 
-def test_refused_connection_explains_which_address_nobody_listens_on():
+@pytest.mark.parametrize("wait", ["event", "queue", "sleep", "condition", "join"])
+def test_stop_wakes_waits_that_are_not_socket_calls(wait):
+    import queue
+
+    def waits(port):
+        s = socket.socket()
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        if wait == "event":
+            threading.Event().wait()
+        elif wait == "queue":
+            queue.Queue().get()
+        elif wait == "sleep":
+            time.sleep(30)
+        elif wait == "condition":
+            cond = threading.Condition()
+            with cond:
+                cond.wait()
+        else:
+            t = threading.Thread(target=threading.Event().wait)
+            t.start()
+            t.join()
+
+    srv = netlab.serve(waits, announce=False)
+    assert srv.wait_quiet(5)
+    started = time.monotonic()
+    srv.stop(timeout=2)
+    assert srv.state == "stopped" and not srv.threads
+    assert time.monotonic() - started < 1.5  # woken, not left to time out
+    assert "did not stop" not in srv.output()
+
+
+def _notes(info) -> str:
+    """The notes netlab's IPython exception handler adds (a learner's own cell)."""
+    netlab._display.add_notes(info.value, info.tb)
+    return "\n".join(getattr(info.value, "__notes__", []))
+
+
+def test_refused_connection_explains_what_to_do():
     port = netlab.free_port()
     with pytest.raises(ConnectionRefusedError) as info:
         socket.create_connection(("127.0.0.1", port), timeout=5)
-    assert f"nothing listens on 127.0.0.1:{port}" in "\n".join(info.value.__notes__)
+    assert "nothing listens at that address. Start the server first" in _notes(info)
 
 
 def test_refused_after_server_finished_says_so():
@@ -256,14 +297,23 @@ def test_refused_after_server_finished_says_so():
     srv.wait(5)
     with pytest.raises(ConnectionRefusedError) as info:
         socket.create_connection(srv.address, timeout=5)
-    assert "has finished" in "\n".join(info.value.__notes__)
+    assert f"nothing listens on port {srv.port} any more" in _notes(info)
+    assert "has finished" in _notes(info)
 
 
 def test_send_str_gets_a_hint():
     a, b = socket.socketpair()
     with a, b, pytest.raises(TypeError) as info:
         a.send("hi")
-    assert "encode()" in "\n".join(info.value.__notes__)
+    assert "encode()" in _notes(info)
+
+
+def test_a_client_socket_is_a_plain_socket():
+    """Threads that no server owns pay nothing: their sockets are not even wrapped."""
+    srv = netlab.serve(echo_forever, announce=False)
+    with socket.create_connection(srv.address, timeout=5) as client:
+        assert type(client) is socket.socket
+    assert all(type(s) is not socket.socket for s in srv.sockets)
 
 
 def test_quiet_waits_for_output_written_after_the_client_got_its_reply(capsys):

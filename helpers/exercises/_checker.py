@@ -21,7 +21,6 @@ A stub that raises NotImplementedError gives a "not done yet" verdict, not a tra
 from __future__ import annotations
 
 import contextlib
-import io
 import selectors
 import socket
 import textwrap
@@ -335,25 +334,24 @@ def serving(server_func, crash_hints=None, args=()):
     exception to a hint, or None) explains it in the exercise's words.
     """
     name = f"check-{getattr(server_func, '__name__', 'server')}"
-    sink = io.StringIO()
-    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        try:
-            server = netlab.serve(server_func, *args, port=None, name=name)
-        except netlab.ServerError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, NotImplementedError):
-                raise NotDone() from None
-            if cause is not None:
-                raise Failure(
-                    f"your server raised {describe_exception(cause)} before it listened",
-                    _crash_hint(crash_hints, cause)
-                    or "Read the exception: the server must bind() and listen() first.",
-                ) from None
+    # netlab records a check's server without printing it (announce=False)
+    try:
+        server = netlab.serve(server_func, *args, port=None, name=name, announce=False)
+    except netlab.ServerError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, NotImplementedError):
+            raise NotDone() from None
+        if cause is not None:
             raise Failure(
-                "your server did not start listening",
-                "Create the socket, bind(('127.0.0.1', port)) with the port you are given, "
-                "and call listen() before accept().",
+                f"your server raised {describe_exception(cause)} before it listened",
+                _crash_hint(crash_hints, cause)
+                or "Read the exception: the server must bind() and listen() first.",
             ) from None
+        raise Failure(
+            "your server did not start listening",
+            "Create the socket, bind(('127.0.0.1', port)) with the port you are given, "
+            "and call listen() before accept().",
+        ) from None
     failure = None
     try:
         yield server
@@ -366,9 +364,15 @@ def serving(server_func, crash_hints=None, args=()):
         )
     finally:
         server.wait_quiet(0.5)
-        errors = list(getattr(server, "_errors", []))  # netlab keeps them; no public API yet
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            server.stop()
+        errors = server.errors
+        server.stop()
+    if server.stop_reason and "b''" in server.stop_reason and "recv()" in server.stop_reason:
+        raise Failure(
+            "your server kept calling recv() after the client had closed "
+            f"(netlab stopped it: recv() returned b'' {netlab_eof_limit()} times in a row)",
+            HINT_EOF_SPIN,
+            failure.sent if failure else None,
+        )
     if errors:
         crash = errors[0]
         if isinstance(crash, NotImplementedError):
@@ -382,6 +386,18 @@ def serving(server_func, crash_hints=None, args=()):
         raise Failure(what, hint, failure.sent if failure else None)
     if failure is not None:
         raise failure
+
+
+HINT_EOF_SPIN = (
+    "Once the client has closed, recv() returns b'' at once, every time: a loop that does "
+    "not stop there spins for ever. Check `if not data: break` (compare with b'', not '')."
+)
+
+
+def netlab_eof_limit() -> int:
+    from helpers.netlab import _patches
+
+    return _patches.EOF_SPIN_LIMIT
 
 
 def _crash_hint(crash_hints, exc: BaseException) -> str | None:
@@ -421,7 +437,7 @@ def server_side(server, sock: socket.socket) -> socket.socket | None:
         mine = sock.getsockname()
     except OSError:
         return None
-    for candidate in list(getattr(server, "_sockets", ())):  # netlab's; no public API yet
+    for candidate in server.sockets:
         try:
             if candidate.fileno() != -1 and candidate.getpeername() == mine:
                 return candidate

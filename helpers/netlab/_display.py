@@ -1,4 +1,4 @@
-"""Jupyter integration: server output at the end of every cell, tidy tracebacks.
+"""Jupyter integration: server output at the end of every cell, notes on common errors.
 
 Rules of this file: it only registers IPython hooks; outside IPython it does nothing
 (plain Python calls ``srv.show()``, ``wait()`` or ``stop()``).
@@ -6,19 +6,18 @@ Rules of this file: it only registers IPython hooks; outside IPython it does not
 - A ``post_run_cell`` callback shows what servers wrote. It runs in the main thread
   while the cell is still the running one, so its output belongs to that cell on every
   ipykernel version.
-- A custom exception handler drops netlab's own frames from tracebacks: netlab adds
-  notes to a few exceptions (ConnectionRefusedError, TypeError from send), so the last
-  frame of such a traceback is netlab's wrapper, with a path of this machine in it.
-  IPython never hides a traceback's last frame, even with ``__tracebackhide__``.
+- A custom exception handler explains the learner's usual mistakes where they surface,
+  in the learner's own cell, without wrapping any socket call of the learner's threads:
+  ConnectionRefusedError gets a note saying which server was meant, ``send(str)`` a note
+  to encode, and netlab's own frames are dropped from the traceback.
 """
 
 from __future__ import annotations
 
-import os
-import types
+from ._tracebacks import without_netlab_frames
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
 _installed_in = None
+_NOTE_MARK = "netlab: "
 
 
 def _show_all(result=None) -> None:
@@ -28,20 +27,36 @@ def _show_all(result=None) -> None:
         server.show()
 
 
-def without_netlab_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
-    """The same traceback chain, minus the frames of code in helpers/netlab."""
-    frames = []
+def _refused_port(tb) -> int | None:
+    """The port a refused connect() was for, when a frame of the traceback names it."""
+    port = None
     while tb is not None:
-        if os.path.dirname(os.path.abspath(tb.tb_frame.f_code.co_filename)) != _HERE:
-            frames.append(tb)
+        local = tb.tb_frame.f_locals
+        for name in ("address", "sa", "addr"):
+            value = local.get(name)
+            if isinstance(value, tuple) and len(value) >= 2 and isinstance(value[1], int):
+                port = value[1]
         tb = tb.tb_next
-    rebuilt = None
-    for old in reversed(frames):
-        rebuilt = types.TracebackType(rebuilt, old.tb_frame, old.tb_lasti, old.tb_lineno)
-    return rebuilt
+    return port
+
+
+def add_notes(value: BaseException, tb) -> None:
+    """The notes netlab adds to an exception a learner's cell raised."""
+    if any(str(n).startswith(_NOTE_MARK) for n in getattr(value, "__notes__", ())):
+        return
+    if isinstance(value, ConnectionRefusedError):
+        from ._server import refused_hint
+
+        value.add_note(refused_hint(_refused_port(tb)))
+    elif isinstance(value, TypeError) and "bytes-like object is required, not 'str'" in str(value):
+        value.add_note(
+            "netlab: sockets carry bytes, not str. Encode the text first: "
+            "'text'.encode() (or write a b'...' literal)."
+        )
 
 
 def _show_traceback(shell, etype, value, tb, tb_offset=None):
+    add_notes(value, tb)
     shell.showtraceback((etype, value, without_netlab_frames(tb)), tb_offset=tb_offset)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import socket
 
-from ._hooks import IS_WINDOWS
+from ._waits import IS_WINDOWS
 
 PREFERRED_PORT = 5000
 

@@ -56,6 +56,8 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
+from ._addresses import format_address
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -77,11 +79,6 @@ _TCP_CLOSE = 7  # tcpi_state after an RST (Linux include/net/tcp_states.h)
 
 def _other(direction: str) -> str:
     return SERVER_TO_CLIENT if direction == CLIENT_TO_SERVER else CLIENT_TO_SERVER
-
-
-def _format_address(address) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -367,7 +364,7 @@ class Relay:
         except OSError as exc:
             raise OSError(
                 exc.errno,
-                f"the relay cannot listen on {_format_address((host, port))}: {exc.strerror}. "
+                f"the relay cannot listen on {format_address((host, port))}: {exc.strerror}. "
                 "Pick another port, or port=0 for a free one.",
             ) from exc
         self._listener.setblocking(False)
@@ -489,7 +486,7 @@ class Relay:
         with self._changed:
             count = len(self._records)
         return (
-            f"<Relay {_format_address(self.address)} -> {_format_address(self.target)}, "
+            f"<Relay {format_address(self.address)} -> {format_address(self.target)}, "
             f"{state}, {count} connection{'s' if count != 1 else ''} recorded>"
         )
 

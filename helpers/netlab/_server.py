@@ -2,46 +2,57 @@
 
 Rules of this file:
 - ``serve()`` returns only once the server listens (TCP) or is bound (UDP). It learns
-  that from the learner's own ``listen()``/``bind()`` call (see ``_hooks.py``): no
+  that from the learner's own ``listen()``/``bind()`` call (``_patches.py``): no
   sleeps, and no test connection that would use up the learner's ``accept()``.
-- Server threads never print. What they write and what they raise is recorded here and
-  shown by the main thread (``show()``), labelled with the server's name, in the order
-  it happened. In Jupyter ``_display.py`` calls ``show()`` at the end of every cell,
-  after waiting until the server is quiet, so the output lands in a stable place.
-- ``stop()`` is idempotent and bounded in time: it wakes the server's blocked calls by
-  shutting its sockets down, closes them (which frees the port even if a thread is
-  stuck in code netlab cannot interrupt), and waits at most ``timeout`` seconds.
+- Server threads never print. What they write and what they raise is recorded
+  (``_output.Log``) and shown by the main thread, labelled with the server's name.
+- "The server has nothing more to say" is known exactly (``_waits.py``): ``show()``
+  first waits until the server is *settled*: every thread waits on something that is
+  not ready, and no deadline within ``SETTLE_TIMEOUT`` is pending. A server that is
+  still busy at that bound never settles by itself (a loop without socket calls, or a
+  wait netlab cannot see): netlab stops it and says where it was, the same on every run.
+- The lifecycle is one state with named transitions (``State``); an illegal transition
+  raises ``LifecycleError`` naming both states.
+- ``stop()`` is idempotent and bounded in time, also when interrupted: it wakes every
+  wait netlab knows (they raise ``ServerStopped`` in the server's threads), cancels an
+  asyncio server's tasks, shuts down and closes the sockets (which frees the port even
+  if a thread is stuck), and, for a thread still running Python code, raises
+  ``ServerStopped`` in it.
 
 Why SO_REUSEADDR: a server that closes a connection first leaves it in TIME_WAIT for
 up to a minute, and on Linux and macOS a new server cannot bind that port meanwhile
 unless SO_REUSEADDR is set. Re-running a notebook cell must work, so netlab sets it on
-the TCP sockets its servers bind (as socketserver and asyncio do). It does not set it
-on Windows, where the option means something else (notebook 02 shows both).
+the TCP sockets its servers bind (as ``http.server.HTTPServer`` does; socketserver's
+``TCPServer`` does not by default). It does not set it on Windows, where the option
+lets a second socket take a port that is in use (notebook 02 shows both).
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import ctypes
+import enum
 import errno
 import inspect
-import os
 import socket
 import sys
 import threading
 import time
-import traceback
 import weakref
 
-from . import _hooks
+from . import _output, _patches
+from ._addresses import connectable, format_address, is_wildcard
 from ._ports import choose_port, free_port
-from ._states import in_flight
+from ._states import in_flight, table_source
+from ._tracebacks import format_traceback, where
+from ._waits import IS_WINDOWS, Group, ServerStopped
 
 READY_TIMEOUT = 5.0
-_INET = (socket.AF_INET, socket.AF_INET6)
-QUIET_TIMEOUT = 2.0
+SETTLE_TIMEOUT = 5.0
 STOP_TIMEOUT = 2.0
 _TRACE_PREVIEW = 40
+_INET = (socket.AF_INET, socket.AF_INET6)
 
 _registry: dict[str, Server] = {}
 _registry_lock = threading.Lock()
@@ -51,52 +62,76 @@ class ServerError(RuntimeError):
     """A server run by netlab failed; the message says what to do, the cause has the traceback."""
 
 
-def _format_address(address) -> str:
-    if isinstance(address, tuple) and len(address) >= 2:
-        host = address[0] or "0.0.0.0"
-        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
-    return str(address)
+class LifecycleError(RuntimeError):
+    """A server was asked to go from one state to another that cannot follow it."""
 
 
-def _preview(data: bytes) -> str:
+class State(enum.Enum):
+    STARTING = "starting"  # the thread runs; listen() not called yet
+    RUNNING = "running"  # listening (TCP) or bound (UDP)
+    FINISHED = "finished"  # the server function returned or raised
+    STOPPING = "stopping"  # stop() is at work
+    STOPPED = "stopped"  # stop() is done: threads ended (or reported), sockets closed
+
+
+_TRANSITIONS = {
+    State.STARTING: {State.RUNNING, State.FINISHED, State.STOPPING},
+    State.RUNNING: {State.FINISHED, State.STOPPING},
+    State.FINISHED: {State.STOPPING},
+    State.STOPPING: {State.STOPPED},
+    State.STOPPED: set(),
+}
+
+
+def _preview(data) -> str:
     shown = bytes(data[:_TRACE_PREVIEW])
     more = "..." if len(data) > _TRACE_PREVIEW else ""
     return f"{shown!r}{more}"
 
 
-class Server:
+class Server(Group):
     """A handle on a server that netlab runs in a background thread.
 
     >>> with netlab.serve(server) as srv:          # server(port) is your function
     ...     client(srv.port)
 
-    Attributes: ``name``, ``host``, ``port``, ``address``. Methods: ``show()``,
-    ``wait()``, ``stop()``, ``output()``.
+    Attributes: ``name``, ``host`` and ``port`` (where a client connects), ``address``,
+    ``bound_address`` (what the server bound), ``state``, ``running``, ``errors``,
+    ``sockets``, ``socketserver``, ``threads``. Methods: ``show()``, ``wait()``,
+    ``wait_quiet()``, ``stop()``, ``output()``, ``log_widget()``.
     """
 
     def __init__(self, target, args, name: str, port: int, trace: bool):
-        self.name = name
+        super().__init__(name)
         self.host = "127.0.0.1"
         self.port = port
+        self.bound_address: tuple | None = None
         self.trace = trace
+        self.log = _output.Log(f"[{name}]", self._printed_too_much)
         self._target = target
         self._args = args
-        self._cond = threading.Condition(threading.RLock())
-        self._threads: dict[threading.Thread, _hooks.Waiting | None] = {}
+        self._state = State.STARTING
+        self._state_lock = threading.Lock()
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self._socketservers: weakref.WeakSet = weakref.WeakSet()
-        self._log: list[tuple[str, str]] = []  # (stream, line) in the order they happened
-        self._partial: dict[tuple[threading.Thread, str], str] = {}
-        self._shown = 0
+        self._conditions: weakref.WeakSet = weakref.WeakSet()
+        self._loops: weakref.WeakSet = weakref.WeakSet()
         self._errors: list[BaseException] = []
         self._ready = threading.Event()
+        self._started = threading.Event()  # ready, or finished before it was
         self._finished = threading.Event()
-        self._stopping = False
-        self._stopped = False
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._executor: _patches.GroupExecutor | None = None
+        self._eof_counts: dict[int, int] = {}
+        self._stop_reason: str | None = None
         self._main: threading.Thread | None = None
+        self._widget = None
+        self.silent = False  # serve(announce=False): recorded, never printed
 
     # --- what the learner sees -------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self._state.value
 
     @property
     def address(self) -> tuple[str, int]:
@@ -104,11 +139,37 @@ class Server:
 
     @property
     def running(self) -> bool:
-        return not self._finished.is_set() and not self._stopped
+        return self._state in (State.STARTING, State.RUNNING)
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """The exceptions the server's threads raised (not those caused by stop())."""
+        with self.cond:
+            return list(self._errors)
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        """The server's sockets that are still open (listening and accepted ones)."""
+        return [s for s in list(self._sockets) if s.fileno() != -1]
+
+    @property
+    def socketserver(self):
+        """The socketserver (or http.server) object the server function created, if any."""
+        found = list(self._socketservers)
+        return found[-1] if found else None
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why netlab stopped the server by itself (a loop on b'', too much output, a
+        server that never settled), or None."""
+        return self._stop_reason
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        return super().threads()
 
     def __repr__(self) -> str:
-        state = "running" if self.running else ("stopped" if self._stopped else "finished")
-        return f"<netlab server {self.name!r} on {_format_address(self.address)}, {state}>"
+        return f"<netlab server {self.name!r} on {format_address(self.address)}, {self.state}>"
 
     def __enter__(self) -> Server:
         return self
@@ -118,25 +179,22 @@ class Server:
 
     def output(self) -> str:
         """Everything the server wrote so far, as one string (whether shown or not)."""
-        with self._cond:
-            return "".join(f"{line}\n" for _, line in self._log)
+        return self.log.text()
 
-    def show(self, wait: float = QUIET_TIMEOUT) -> None:
+    def show(self, wait: float = SETTLE_TIMEOUT) -> None:
         """Print what the server wrote since the last ``show()``, labelled ``[name]``.
 
-        First waits (at most ``wait`` seconds) until the server is quiet, so that what it
-        writes in reaction to a cell is shown by that same cell.
+        First waits (at most ``wait`` seconds) until the server is settled, so that what
+        it writes in reaction to a cell is shown by that same cell. A server still busy
+        at that bound is stopped, with a line that says where it was.
         """
-        quiet = self.wait_quiet(wait) if wait else True
-        with self._cond:
-            entries = self._log[self._shown :]
-            self._shown = len(self._log)
-        label = f"[{self.name}]"
-        for stream, line in entries:
-            target = sys.stderr if stream == "stderr" else sys.stdout
-            print(f"{label} {line}" if line else label, file=target)
-        if not quiet:
-            print(f"{label} (netlab: still busy after {wait:g} s; more output may follow)")
+        if wait and self.running:
+            if not self.wait_quiet(wait):
+                self._stop_reason = self._stop_reason or self._busy_reason(wait)
+        if self._stop_reason is not None and self._state is not State.STOPPED:
+            self.stop()
+            return
+        self._print_log()
 
     def wait(self, timeout: float = 5.0) -> None:
         """Wait until the server function returns, then show its output.
@@ -148,103 +206,222 @@ class Server:
                 f"netlab: server {self.name!r} is still running after {timeout:g} s "
                 "(waiting in accept() or recv() for a client?). Use srv.stop() to stop it."
             )
-        self.show(wait=0)
+        self.wait_quiet()
+        self._print_log()
         self._raise_if_crashed()
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Stop the server and free its port. Safe to call twice; never hangs."""
-        with self._cond:
-            if self._stopped:
-                return
-            self._stopping = True
-        deadline = time.monotonic() + timeout
-        for server in list(self._socketservers):
-            server._BaseServer__shutdown_request = True  # what shutdown() sets, without its wait
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(_cancel_all_tasks)
-            except RuntimeError:
-                pass  # the loop closed meanwhile
-            self._join(min(deadline, time.monotonic() + timeout / 2))
-        sockets = list(self._sockets)
-        for sock in sockets:
-            _quietly(sock.shutdown, socket.SHUT_RDWR)
-        if not self._join(min(deadline, time.monotonic() + 0.2)):
-            self._wake_listeners(sockets)
-        self._join(min(deadline, time.monotonic() + 0.2))
-        for sock in sockets:
-            _quietly(sock.close)
-        stuck = not self._join(deadline)
-        with self._cond:
-            self._stopped = True
-            for (_thread, stream), text in list(self._partial.items()):
-                self._log.append((stream, text))
-            self._partial.clear()
-            if stuck:
-                names = ", ".join(t.name for t in self._threads)
-                self._log.append(
-                    (
-                        "stderr",
-                        f"netlab: thread(s) {names} did not stop within {timeout:g} s (busy in "
-                        "code netlab cannot interrupt, such as time.sleep or a loop without "
-                        "socket calls). Their sockets are closed, so the port is free.",
-                    )
-                )
-        self.show(wait=0)
+    def wait_quiet(self, timeout: float = SETTLE_TIMEOUT) -> bool:
+        """Wait until the server is settled (see the rules above); False if it is still
+        busy after ``timeout`` seconds."""
+        horizon = time.monotonic() + timeout
+        while True:
+            with self.cond:
+                while True:
+                    if self._stop_reason is not None or not self._infos:
+                        return True
+                    now = time.monotonic()
+                    version, until = self.settled(now)
+                    if until is not None:
+                        break
+                    if now >= horizon:
+                        return False
+                    self.cond.wait(horizon - now)
+            if self._in_flight():
+                if time.monotonic() >= horizon:
+                    return False
+                with self.cond:
+                    self.cond.wait(0.005)  # look again: the data is on its way
+                continue
+            with self.cond:
+                if self._version != version:
+                    continue  # something changed meanwhile: look again
+                if until > horizon:
+                    return True
+                self.cond.wait(max(0.0, until - time.monotonic()))  # let a near deadline pass
 
-    # --- running -----------------------------------------------------------------------
+    def log_widget(self):
+        """An ipywidgets Output that shows the server's lines as they are recorded.
+
+        For output caused by a widget's callback rather than by a cell (a chat client's
+        Send button): from now on the server's lines go to this widget, in the order
+        they were recorded, and no longer to cells.
+        """
+        import ipywidgets
+
+        if self._widget is None:
+            self._widget = ipywidgets.Output(layout={"border": "1px solid #ccc"})
+            lock = threading.Lock()
+            label = self.log.label
+            widget = self._widget
+
+            def sink(entries):
+                with lock:
+                    for stream, line in entries:
+                        text = f"{label} {line}\n"
+                        if stream == "stderr":
+                            widget.append_stderr(text)
+                        else:
+                            widget.append_stdout(text)
+
+            sink(self.log.take()[0])
+            self.log.sink = sink
+        return self._widget
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop the server and free its port. Safe to call twice; never hangs.
+
+        An interrupt (the kernel's stop button) during stop() finishes the stop first.
+        """
+        try:
+            self._stop(timeout)
+        except KeyboardInterrupt:
+            self._stop(timeout)
+            raise
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def _transition(self, new: State) -> bool:
+        """Go to ``new``; False if already there (idempotent), LifecycleError if illegal."""
+        with self._state_lock:
+            if self._state is new:
+                return False
+            if new not in _TRANSITIONS[self._state]:
+                raise LifecycleError(
+                    f"netlab: server {self.name!r} cannot go from {self._state.value} "
+                    f"to {new.value}"
+                )
+            self._state = new
+            return True
 
     def _start(self, timeout: float) -> None:
         thread = threading.Thread(target=self._run, name=f"netlab-{self.name}", daemon=True)
-        thread._netlab_server = self
         self._main = thread
-        with self._cond:
-            self._threads[thread] = None
+        self.add_thread(thread)
         thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._ready.wait(0.05):
-            if self._finished.is_set():
-                if self._errors:
-                    raise ServerError(
-                        f"netlab: your server {self.name!r} crashed before it listened "
-                        "(its traceback is above)."
-                    ) from self._errors[0]
-                raise ServerError(
-                    f"netlab: your server {self.name!r} returned before it called listen(). "
-                    "A TCP server must bind() and listen() before it can accept()."
-                )
-            if time.monotonic() > deadline:
+        if not self._started.wait(timeout):
+            if not self._finished.is_set():
                 self.stop()
                 raise ServerError(
                     f"netlab: your server {self.name!r} did not call listen() within "
                     f"{timeout:g} s. Is it stuck before listen() (input(), time.sleep, a loop)?"
                 )
+        if self._ready.is_set():
+            return
+        if self._errors:
+            raise ServerError(
+                f"netlab: your server {self.name!r} crashed before it listened "
+                "(its traceback is above)."
+            ) from self._errors[0]
+        raise ServerError(
+            f"netlab: your server {self.name!r} returned before it called listen(). "
+            "A TCP server must bind() and listen() before it can accept()."
+        )
 
     def _run(self) -> None:
         try:
             if inspect.iscoroutinefunction(self._target):
-                asyncio.run(self._run_async())
+                with asyncio.Runner() as runner:
+                    runner.run(self._run_async())
             else:
                 self._target(self.port, *self._args)
+        except ServerStopped:
+            pass
         except BaseException as exc:  # noqa: BLE001 - reported to the main thread
             self._crashed(exc)
         finally:
-            self._thread_done(threading.current_thread())
+            with self._state_lock:
+                if self._state in (State.STARTING, State.RUNNING):
+                    self._state = State.FINISHED
+            self.log.end_thread(threading.get_ident())
             self._finished.set()
+            self._started.set()
+            self.thread_done(threading.current_thread())
 
     async def _run_async(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loops.add(asyncio.get_running_loop())
         await self._target(self.port, *self._args)
 
+    def _stop(self, timeout: float) -> None:
+        if self._state is State.STOPPED:
+            return
+        self._transition(State.STOPPING)
+        deadline = time.monotonic() + timeout
+        self.stopping = True
+        self.stop_event.set()
+        self.wake_all()
+        for cond in list(self._conditions):
+            if cond.acquire(timeout=0.1):
+                try:
+                    cond.notify_all()
+                finally:
+                    cond.release()
+        for loop in list(self._loops):
+            if not loop.is_closed():
+                try:
+                    loop.call_soon_threadsafe(_cancel_all_tasks)
+                except RuntimeError:
+                    pass  # the loop closed meanwhile
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        joined = self._join(min(deadline, time.monotonic() + 0.3))
+        sockets = list(self._sockets)
+        if not joined:
+            for sock in sockets:
+                _quietly(sock.shutdown, socket.SHUT_RDWR)  # wakes selectors and C calls
+            joined = self._join(min(deadline, time.monotonic() + 0.2))
+        if not joined:
+            self._wake_listeners(sockets)
+            self._interrupt_threads()
+            joined = self._join(min(deadline, time.monotonic() + 0.2))
+        for sock in sockets:
+            _quietly(sock.close)
+        if not joined:
+            joined = self._join(deadline)
+        self.log.end_all()
+        if not joined:
+            busy = ", ".join(
+                f"{t.name} ({w.describe() if w else 'running'})" for t, w in self.waits().items()
+            )
+            self.log.note(
+                "stderr",
+                f"netlab: thread(s) {busy} did not stop within {timeout:g} s (busy in code "
+                "netlab cannot interrupt). Their sockets are closed, so the port is free.",
+            )
+        if self._stop_reason:
+            self.log.note("stderr", self._stop_reason)
+        self.log.closed = True
+        self._transition(State.STOPPED)
+        self._finished.set()
+        self._started.set()
+        self.close_wake()
+        self._print_log()
+
+    def _print_log(self) -> None:
+        if self.silent:
+            self.log.take()  # recorded (srv.output()), never printed
+        else:
+            self.log.show()
+
     def _join(self, deadline: float) -> bool:
-        with self._cond:
-            while self._threads:
+        with self.cond:
+            while self._infos:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._cond.wait(remaining)
+                self.cond.wait(remaining)
         return True
+
+    def _interrupt_threads(self) -> None:
+        """Raise ServerStopped in threads still running Python code (CPython's
+        PyThreadState_SetAsyncExc, the C API for exactly this)."""
+        set_async_exc = getattr(
+            getattr(ctypes, "pythonapi", None), "PyThreadState_SetAsyncExc", None
+        )
+        if set_async_exc is None:
+            return
+        for thread in self.threads:
+            if thread.ident is not None and thread is not threading.current_thread():
+                set_async_exc(ctypes.c_ulong(thread.ident), ctypes.py_object(ServerStopped))
 
     def _wake_listeners(self, sockets) -> None:
         # On macOS and Windows, shutdown() does not wake a thread blocked in accept():
@@ -259,9 +436,8 @@ class Server:
                 host, port = sock.getsockname()[:2]
             except (OSError, AttributeError):
                 continue
-            host = "127.0.0.1" if host in ("", "0.0.0.0") else ("::1" if host == "::" else host)
             try:
-                socket.create_connection((host, port), timeout=0.2).close()
+                socket.create_connection((connectable(host), port), timeout=0.2).close()
             except OSError:
                 pass
 
@@ -271,184 +447,176 @@ class Server:
                 f"netlab: your server {self.name!r} raised an exception (traceback above)."
             ) from self._errors[0]
 
-    def is_quiet(self) -> bool:
-        """True when every thread of the server waits on something that is not ready,
-        and the kernel has nothing on its way to the server's sockets (see in_flight)."""
-        with self._cond:
-            if not all(w is not None and not w.ready() for w in self._threads.values()):
-                return False
-            if not self._threads:
-                return True
-            ports = set()
-            for sock in list(self._sockets):
-                try:
-                    if sock.type == socket.SOCK_STREAM and sock.family in _INET:
-                        ports.add(sock.getsockname()[1])
-                except OSError:
-                    pass  # closed
-            return not in_flight(ports - {0})
+    def _in_flight(self) -> bool:
+        if table_source() != "proc":
+            return False
+        ports = set()
+        for sock in list(self._sockets):
+            try:
+                if sock.type == socket.SOCK_STREAM and sock.family in _INET:
+                    ports.add(sock.getsockname()[1])
+            except OSError:
+                pass  # closed
+        return in_flight(ports - {0})
 
-    @property
-    def errors(self) -> list[BaseException]:
-        """The exceptions the server's threads raised (not those caused by stop())."""
-        with self._cond:
-            return list(self._errors)
+    def _busy_reason(self, waited: float) -> str:
+        frames = sys._current_frames()  # documented in the sys module, for exactly this
+        places = []
+        for thread, _wait in self.busy_threads():
+            frame = frames.get(thread.ident)
+            places.append(f"{thread.name} {where(frame)}".rstrip() if frame else thread.name)
+        return (
+            f"netlab stopped {self.name!r}: after {waited:g} s it was still busy and not "
+            f"waiting for a client, a timer or a queue ({'; '.join(places) or 'no thread'}). "
+            "A loop without a socket call, or a wait netlab cannot see (a Lock, input())?"
+        )
 
-    def wait_quiet(self, timeout: float = QUIET_TIMEOUT) -> bool:
-        """Wait until the server is quiet (see is_quiet); False if still busy at the bound."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not self.is_quiet():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                # A thread that enters or leaves a blocking call notifies us; the short
-                # bound only covers a socket becoming ready while its thread is between
-                # two checks, and it is re-checked, not trusted.
-                self._cond.wait(min(remaining, 0.05))
-        return True
+    def _printed_too_much(self) -> None:
+        self._request_stop(
+            f"netlab stopped {self.name!r}: it printed {_output.RUNAWAY_LINES} lines in "
+            "one go without waiting for a client. A loop that never ends? (After the client "
+            "has closed, recv() returns b'' at once, every time: `if not data: break`.)"
+        )
 
-    # --- called by _hooks from server threads -------------------------------------------
+    def _request_stop(self, reason: str) -> None:
+        """From a server thread: stop soon (the main thread finishes the stop)."""
+        with self.cond:
+            if self._stop_reason is None:
+                self._stop_reason = reason
+            self.stopping = True
+            self._changed()
+        self.stop_event.set()
+        self.wake_all()
 
-    def _adopt_thread(self, thread: threading.Thread) -> None:
-        with self._cond:
-            self._threads[thread] = None
+    # --- called by _patches from the server's threads (see Group) ------------------------
+
+    def adopt_thread(self, thread: threading.Thread) -> None:
+        self.add_thread(thread)
         run = thread.run
 
         def run_and_report():
             try:
                 run()
+            except ServerStopped:
+                pass
             except BaseException as exc:  # noqa: BLE001 - reported to the main thread
                 self._crashed(exc)
             finally:
-                self._thread_done(thread)
+                self.log.end_thread(threading.get_ident())
+                self.thread_done(thread)
 
         thread.run = run_and_report
 
-    def _adopt_socket(self, sock: socket.socket) -> None:
+    def adopt_socket(self, sock: socket.socket) -> None:
         self._sockets.add(sock)
 
-    def _adopt_socketserver(self, server) -> None:
+    def adopt_socketserver(self, server) -> None:
+        server._netlab_group = self
         self._socketservers.add(server)
 
-    def _thread_done(self, thread: threading.Thread) -> None:
-        with self._cond:
-            for (t, stream), text in list(self._partial.items()):
-                if t is thread:
-                    self._log.append((stream, text))
-                    del self._partial[(t, stream)]
-            self._threads.pop(thread, None)
-            self._cond.notify_all()
+    def waiting_on(self, cond) -> None:
+        self._conditions.add(cond)
 
-    def _enter_wait(self, waiting: _hooks.Waiting) -> None:
-        with self._cond:
-            self._threads[threading.current_thread()] = waiting
-            self._cond.notify_all()
+    def executor(self) -> _patches.GroupExecutor:
+        with self.cond:
+            if self._executor is None:
+                self._executor = _patches.GroupExecutor(f"netlab-{self.name}")
+            return self._executor
 
-    def _leave_wait(self) -> None:
-        with self._cond:
-            self._threads[threading.current_thread()] = None
-            self._cond.notify_all()
+    def poll_matters(self) -> None:
+        with self.cond:
+            for info in self._infos.values():
+                if info.wait is not None and info.wait.poll_loop:
+                    info.wait.poll_loop = False
+                info.last_expired = False
+            self._changed()
 
-    def _record_output(self, stream: str, text: str) -> None:
-        if self._stopping:
-            return  # what a server says while stop() wakes it is noise (e.g. recvfrom -> b'')
-        key = (threading.current_thread(), stream)
-        with self._cond:
-            lines = (self._partial.pop(key, "") + text).split("\n")
-            if lines[-1]:
-                self._partial[key] = lines[-1]
-            self._log.extend((stream, line) for line in lines[:-1])
+    def record_output(self, stream: str, text: str) -> None:
+        if self._state is State.STOPPING and not self.log.closed:
+            return  # what a server says while stop() wakes it is noise (e.g. recv -> b'')
+        with self.cond:
+            self.activity()
+        self.log.record(stream, text)
+        sink = getattr(self.log, "sink", None)
+        if sink is not None:
+            sink(self.log.take()[0])
 
-    def _note(self, text: str) -> None:
-        with self._cond:
-            self._log.append(("stdout", f"(netlab) {text}"))
+    def mark(self, sock, name: str, data) -> None:
+        with self.cond:
+            self.activity()
+        self.log.mark()
+
+    def eof_spin(self, sock, at_eof: bool) -> None:
+        key = id(sock)
+        if not at_eof:
+            self._eof_counts.pop(key, None)
+            return
+        count = self._eof_counts.get(key, 0) + 1
+        self._eof_counts[key] = count
+        if count >= _patches.EOF_SPIN_LIMIT:
+            self._request_stop(
+                f"netlab stopped {self.name!r}: recv() returned b'' {count} times in a row "
+                "on one connection. b'' means the client has closed: no more data will come, "
+                "ever. End the loop there: `if not data: break`."
+            )
+            raise ServerStopped(self._stop_reason)
+
+    def socket_call(self, sock, name: str, args, result) -> None:
+        if name == "accept":
+            with self.cond:
+                self.activity()
+        if not self.trace:
+            return
+        if name == "accept" and isinstance(result, tuple):
+            text = f"accept() -> connection from {format_address(result[1])}"
+        elif name in ("recv", "recvfrom") and not isinstance(result, BaseException):
+            data = result[0] if name == "recvfrom" else result
+            text = f"{name}({args[0] if args else ''}) -> {_preview(data)} ({len(data)} bytes)"
+        elif name in ("send", "sendall", "sendto", "write") and args:
+            sent = "" if result is None else f" -> {result}"
+            text = f"{name}({len(args[0])} bytes: {_preview(args[0])}){sent}"
+        else:
+            text = f"{name}() -> {result!r}"
+        self.log.note("stdout", f"  . {text}")
 
     def _crashed(self, exc: BaseException) -> None:
-        if self._stopping:
+        if self.stopping:
             return  # woken by stop(): the learner's call failed because we closed its socket
-        self._errors.append(exc)
+        with self.cond:
+            self._errors.append(exc)
         text = format_traceback(exc)
         thread = threading.current_thread().name
-        with self._cond:
-            self._log.append(("stderr", f"exception in server thread {thread}:"))
-            self._log.extend(("stderr", line) for line in text.split("\n"))
+        self.log.note("stderr", f"exception in server thread {thread}:\n{text}")
+        self.log.mark()
 
-    def _before_bind(self, sock: socket.socket, address) -> None:
-        if sock.type == socket.SOCK_STREAM and not _hooks.IS_WINDOWS:
+    def before_bind(self, sock: socket.socket, address) -> None:
+        if sock.type == socket.SOCK_STREAM and not IS_WINDOWS:
             _quietly(sock.setsockopt, socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if isinstance(address, tuple) and address[0] in ("", "0.0.0.0", "::"):
-            self._note(
-                f"bind(({address[0]!r}, ...)) listens on every network interface: other "
-                "computers on your network can connect too. Use '127.0.0.1' to stay local."
+        if isinstance(address, tuple) and is_wildcard(address[0]):
+            self.log.note(
+                "stdout",
+                f"(netlab) bind(({address[0]!r}, ...)) listens on every network interface: "
+                "other computers on your network can connect too. Use '127.0.0.1' to stay local.",
             )
 
-    def _bound(self, sock: socket.socket) -> None:
+    def bound(self, sock: socket.socket) -> None:
         if sock.type == socket.SOCK_DGRAM and not self._ready.is_set():
             self._set_ready(sock)
 
-    def _listening(self, sock: socket.socket) -> None:
+    def listening(self, sock: socket.socket) -> None:
         if not self._ready.is_set():
             self._set_ready(sock)
 
     def _set_ready(self, sock: socket.socket) -> None:
-        host, port = sock.getsockname()[:2]
-        self.host = "127.0.0.1" if host in ("", "0.0.0.0") else host
+        self.bound_address = sock.getsockname()
+        host, port = self.bound_address[:2]
+        self.host = connectable(host)
         self.port = port
+        with self._state_lock:
+            if self._state is State.STARTING:
+                self._state = State.RUNNING
         self._ready.set()
-
-    def _socket_call(self, sock, name: str, args, result) -> None:
-        if not self.trace:
-            return
-        if name == "accept" and isinstance(result, tuple):
-            text = f"accept() -> connection from {_format_address(result[1])}"
-        elif name in ("recv", "recvfrom") and not isinstance(result, BaseException):
-            data = result[0] if name == "recvfrom" else result
-            text = f"{name}({args[0] if args else ''}) -> {_preview(data)} ({len(data)} bytes)"
-        elif name in ("send", "sendall", "sendto") and args:
-            sent = "" if name == "sendall" else f" -> {result}"
-            text = f"{name}({len(args[0])} bytes: {_preview(args[0])}){sent}"
-        elif isinstance(result, BaseException):
-            text = f"{name}() raised {type(result).__name__}: {result}"
-        else:
-            text = f"{name}() -> {result!r}"
-        with self._cond:
-            self._log.append(("stdout", f"  . {text}"))
-
-
-def _frame_file(filename: str) -> str:
-    """A frame's file as a learner should read it: "Cell In[3]" or "socket.py"."""
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        number = shell.compile._filename_map.get(filename) if shell else None
-        if number is not None:
-            return f"Cell In[{number}]"
-    except (ImportError, AttributeError):
-        pass
-    return os.path.basename(filename)
-
-
-def format_traceback(exc: BaseException) -> str:
-    """The traceback of ``exc`` without netlab's own frames and without machine paths."""
-    frames = [
-        f
-        for f in traceback.extract_tb(exc.__traceback__)
-        if os.path.dirname(os.path.abspath(f.filename)) != _HERE
-    ]
-    lines = ["Traceback (most recent call last):"]
-    for frame in frames:
-        lines.append(
-            f'  File "{_frame_file(frame.filename)}", line {frame.lineno}, in {frame.name}'
-        )
-        if frame.line:
-            lines.append(f"    {frame.line.strip()}")
-    lines.extend(traceback.format_exception_only(exc))
-    return "\n".join(line.rstrip("\n") for line in lines)
-
-
-_HERE = os.path.dirname(os.path.abspath(__file__))
+        self._started.set()
 
 
 def _quietly(call, *args) -> None:
@@ -470,6 +638,7 @@ def serve(
     name: str | None = None,
     trace: bool = False,
     timeout: float = READY_TIMEOUT,
+    announce: bool = True,
 ) -> Server:
     """Run ``target(port, *args)`` in a background thread; return once it listens.
 
@@ -480,53 +649,64 @@ def serve(
     creates, binds and listens on a socket, like the seed's server.py, using the port it
     is given: 5000 when free, else a free port (a line says why). Re-running
     ``serve`` with the same function replaces the old server. ``trace=True`` also
-    records every socket call the server makes.
+    records every socket call the server makes. ``announce=False`` prints nothing
+    (a check's own servers); the output is still recorded (``srv.output()``).
     """
     from . import _display
 
-    _hooks.install()
-    _hooks.route_output()
+    _patches.install()
+    _output.route_output()
     _display.install()
     name = name or getattr(target, "__name__", "server")
     with _registry_lock:
         previous = _registry.pop(name, None)
-    if previous is not None and previous.running:
+    if previous is not None:
         previous.stop()
     chosen, why = choose_port(port)
     because = ""
     if why:
         holder = next((s for s in running_servers() if s.port == port), None)
         if holder is not None:
-            who = f"your server {holder.name!r}; srv.stop() frees it"
+            who = f"your server {holder.name!r}; stop it with its .stop()"
         else:
             who = "another program"
             if port == 5000:
-                who += "; on macOS the AirPlay Receiver often holds 5000"
+                who += " (often another notebook's kernel: shut it down; on macOS, the AirPlay Receiver)"
         because = f" ({why} by {who})"
-    server = _start_server(target, args, name, chosen, trace, timeout)
+    server = _start_server(target, args, name, chosen, trace, timeout, not announce)
     if server is None:  # another program took the port between our probe and the bind
         chosen = free_port()
         because = f" (port {port} was taken by another program meanwhile)"
-        server = _start_server(target, args, name, chosen, trace, timeout)
-    server.show()
-    # Always one line, so that a notebook's output has the same shape whether or not
-    # port 5000 was free (nbval's sanitizer removes the parenthesis, see tests/).
-    print(f"netlab: {name!r} is listening on {_format_address(server.address)}{because}")
+        server = _start_server(target, args, name, chosen, trace, timeout, not announce)
+    try:
+        server.show()
+    except BaseException:
+        server.stop()
+        raise
+    if announce:
+        where_ = format_address(server.bound_address or server.address)
+        if server.bound_address and is_wildcard(server.bound_address[0]):
+            where_ += f" (every interface; connect to {format_address(server.address)})"
+        print(f"netlab: {name!r} is listening on {where_}{because}")
     return server
 
 
-def _start_server(target, args, name, port, trace, timeout) -> Server | None:
+def _start_server(target, args, name, port, trace, timeout, silent) -> Server | None:
     """Start and register a Server; None if its bind() lost a race for the port."""
     server = Server(target, args, name, port, trace)
+    server.silent = silent
     with _registry_lock:
         _registry[name] = server
     try:
         server._start(timeout)
     except ServerError as exc:
         cause = exc.__cause__
+        server.stop()
         if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE and port != 0:
             return None
-        server.show(wait=0)
+        raise
+    except BaseException:  # KeyboardInterrupt while waiting for listen(): leave nothing
+        server.stop()
         raise
     return server
 
@@ -548,20 +728,28 @@ def stop_all() -> None:
         server.stop()
 
 
-def refused_hint(address) -> str:
-    """The sentence added to ConnectionRefusedError: who should have been listening."""
-    where = _format_address(address)
-    port = address[1] if isinstance(address, tuple) and len(address) >= 2 else None
-    for server in reversed(registered_servers()):
-        if server.port == port and not server.running:
-            how = "was stopped" if server._stopped else "has finished (its function returned)"
-            return (
-                f"netlab: nothing listens on {where} any more: your server {server.name!r} "
-                f"{how}. Run the cell that starts it again, then connect."
-            )
+def refused_hint(port: int | None = None) -> str:
+    """The note added to ConnectionRefusedError: which of netlab's servers was meant."""
+    servers = registered_servers()
+    if port is not None:
+        for server in reversed(servers):
+            if server.port == port and not server.running:
+                how = (
+                    "was stopped"
+                    if server.state == "stopped"
+                    else "has finished (its function returned)"
+                )
+                return (
+                    f"netlab: nothing listens on port {port} any more: your server "
+                    f"{server.name!r} {how}. Run the cell that starts it again, then connect."
+                )
+    running = [s for s in servers if s.running]
+    if running:
+        listed = ", ".join(f"{s.name!r} on {format_address(s.address)}" for s in running)
+        return f"netlab: nothing listens at that address. Your running servers: {listed}."
     return (
-        f"netlab: nothing listens on {where}. Start the server first (run the cell that "
-        "calls netlab.serve(...)), and connect to the port it reports (srv.port)."
+        "netlab: nothing listens at that address. Start the server first (run the cell "
+        "that calls netlab.serve(...)), and connect to the port it reports (srv.port)."
     )
 
 

@@ -154,16 +154,33 @@ def _rows_on_ports(path: str, ports: set[int]) -> list[SocketRow]:
     return rows
 
 
+def table_source() -> str:
+    """Where netlab reads socket states: ``"proc"`` (Linux's /proc/net/tcp), ``"psutil"``
+    (elsewhere), or what ``NETLAB_OS_TABLE`` says (``proc``, ``psutil`` or ``none``).
+
+    What each can see: ``proc`` sees every socket of the machine with its queues, so
+    ``in_flight`` can tell data that a sender has sent but the receiver's socket has not
+    yet got; ``psutil`` sees states, not queues (and, on macOS, other users' sockets only
+    as root); ``none`` sees nothing (the tests use it to stand in for macOS and Windows).
+    """
+    chosen = os.environ.get("NETLAB_OS_TABLE", "").strip().lower()
+    if chosen in ("proc", "psutil", "none"):
+        return chosen
+    return "proc" if os.path.exists("/proc/net/tcp") else "psutil"
+
+
 def in_flight(ports: set[int]) -> bool:
-    """True when the kernel is still moving something on these ports (Linux; else False).
+    """True when the kernel is still moving something on these ports (``proc`` only).
 
     A handshake not yet complete, or bytes (a FIN counts as one) sent but neither
-    acknowledged nor waiting in the peer's receive queue. On loopback the kernel may
-    finish that work a moment after connect(), sendall() or close() has returned in the
-    sender, and until then the receiving server thread cannot see it coming.
-    netlab's server quiet check (``_server.py``) asks this before it trusts "quiet".
+    acknowledged nor waiting in the peer's receive queue. On loopback the kernel usually
+    delivers within the sender's own call, but under load it may finish that work a
+    moment after connect(), sendall() or close() has returned in the sender, and until
+    then the receiving server thread cannot see it coming. netlab's quiet check
+    (``_server.py``) asks this before it trusts "settled". Other sources cannot see
+    queues and answer False: there netlab relies on loopback's delivery in the call.
     """
-    if not ports or not os.path.exists("/proc/net/tcp"):
+    if not ports or table_source() != "proc":
         return False
     mine = _rows_on_ports("/proc/net/tcp", ports) + _rows_on_ports("/proc/net/tcp6", ports)
     by_ends = {(r.local, r.remote): r for r in mine}  # a row's peer uses the same ports
@@ -475,7 +492,9 @@ def socket_table(
     """
     wanted = _as_ports(ports)
     if source is None:
-        source = "proc" if os.path.exists("/proc/net/tcp") else "psutil"
+        source = table_source()
+        if source == "none":
+            source = "psutil"
     if source == "proc":
         rows, notes, listening = _rows_from_proc(wanted, pid)
     elif source == "psutil":

@@ -1,0 +1,229 @@
+"""What server threads write: recorded, bounded, and shown by the main thread in order.
+
+Rules of this file:
+- Server threads never print. ``sys.stdout`` and ``sys.stderr`` are wrapped by a
+  ``RoutedStream`` that records what a server thread writes (``Log.record``) and
+  passes every other thread's writes through untouched.
+- Kernel-safe: a RoutedStream, once made, is never freed (``_routers`` keeps it and the
+  stream it wraps). CPython 3.11's ``print()`` holds ``sys.stdout`` as a borrowed
+  reference, so freeing a stream object that another thread is printing through is a
+  use-after-free; netlab never does it, whatever ``redirect_stdout``, ``%%capture`` or
+  pytest put in ``sys.stdout`` meanwhile.
+- Bounded: a log keeps at most ``KEEP_LINES`` lines, a partial line at most
+  ``LINE_LIMIT`` characters, and ``show()`` prints at most ``SHOW_HEAD + SHOW_TAIL``
+  lines per call, saying how many it left out.
+- In order where the order is knowable: a server line recorded before the server sent
+  something (or closed) is shown before what the main thread prints next, because the
+  main thread can only have seen that data after it was sent (``mark``). Lines after
+  the server's last send wait for the end of the cell, where netlab shows the rest.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import weakref
+
+from ._waits import ServerStopped, owner
+
+KEEP_LINES = 20_000
+RUNAWAY_LINES = 5_000  # recorded in one cell without a pause: a loop that never ends
+LINE_LIMIT = 8_192
+SHOW_HEAD = 250
+SHOW_TAIL = 50
+
+_routers: dict[tuple[int, str], tuple[object, RoutedStream]] = {}
+_routers_lock = threading.Lock()
+_logs: weakref.WeakSet[Log] = weakref.WeakSet()
+_at_line_start: dict[str, bool] = {"stdout": True, "stderr": True}
+
+
+class Log:
+    """The lines one server wrote, in the order they were recorded."""
+
+    def __init__(self, label: str, on_runaway):
+        self.label = label
+        self._lock = threading.Lock()
+        self._lines: list[tuple[str, str]] = []  # (stream, line)
+        self._first = 0  # number of the first line kept (older ones were dropped)
+        self._shown = 0  # number of the next line to show
+        self._mark = 0  # lines before this one happened before the server's last send
+        self._partial: dict[tuple[int, str], str] = {}
+        self._on_runaway = on_runaway
+        self.closed = False  # set when the server has stopped: late writes end the thread
+        self.runaway = False
+        self.sink = None  # a widget's writer (Server.log_widget): lines go there instead
+        _logs.add(self)
+
+    # --- recording (any thread) ---------------------------------------------------------
+
+    def record(self, stream: str, text: str) -> None:
+        if self.closed:
+            raise ServerStopped("netlab: this server was stopped; its threads may not print")
+        key = (threading.get_ident(), stream)
+        with self._lock:
+            if self.runaway:
+                raise ServerStopped("netlab: this server printed too much")
+            pieces = (self._partial.pop(key, "") + text).split("\n")
+            last = pieces.pop()
+            while len(last) > LINE_LIMIT:
+                pieces.append(last[:LINE_LIMIT])
+                last = last[LINE_LIMIT:]
+            if last:
+                self._partial[key] = last
+            self._append(stream, pieces)
+            runaway = self._first + len(self._lines) - self._shown >= RUNAWAY_LINES
+            if runaway:
+                self.runaway = True
+        if runaway:
+            self._on_runaway()
+            raise ServerStopped("netlab: this server printed too much")
+
+    def note(self, stream: str, line: str) -> None:
+        with self._lock:
+            self._append(stream, line.split("\n"))
+
+    def _append(self, stream: str, lines) -> None:
+        self._lines.extend((stream, line) for line in lines)
+        excess = len(self._lines) - KEEP_LINES
+        if excess > 0:
+            del self._lines[:excess]
+            self._first += excess
+
+    def end_thread(self, ident: int) -> None:
+        """A thread ended: what it wrote without a final newline becomes a line."""
+        with self._lock:
+            for key in [k for k in self._partial if k[0] == ident]:
+                self._append(key[1], [self._partial.pop(key)])
+
+    def end_all(self) -> None:
+        with self._lock:
+            for key in list(self._partial):
+                self._append(key[1], [self._partial.pop(key)])
+
+    def mark(self) -> None:
+        with self._lock:
+            self._mark = self._first + len(self._lines)
+
+    # --- reading (the main thread) -------------------------------------------------------
+
+    def text(self) -> str:
+        with self._lock:
+            return "".join(f"{line}\n" for _, line in self._lines)
+
+    def take(self, up_to_mark: bool = False) -> tuple[list[tuple[str, str]], int]:
+        """The lines not shown yet (only those before the mark if ``up_to_mark``), and
+        how many were dropped because the log is bounded."""
+        with self._lock:
+            end = self._first + len(self._lines)
+            if up_to_mark:
+                end = min(end, self._mark)
+            start = max(self._shown, self._first)
+            dropped = start - self._shown
+            entries = self._lines[start - self._first : end - self._first]
+            self._shown = max(self._shown, end)
+            return entries, dropped
+
+    def pending(self) -> bool:
+        with self._lock:
+            return self._first + len(self._lines) > self._shown
+
+    def show(self, up_to_mark: bool = False) -> None:
+        entries, dropped = self.take(up_to_mark)
+        emit(self.label, entries, dropped)
+
+
+def emit(label: str, entries, dropped: int = 0) -> None:
+    """Print a server's lines, labelled, straight to the streams the router wraps."""
+    if dropped:
+        entries = [("stdout", f"(netlab: {dropped} earlier lines were not kept)")] + list(entries)
+    if len(entries) > SHOW_HEAD + SHOW_TAIL:
+        left_out = len(entries) - SHOW_HEAD - SHOW_TAIL
+        entries = (
+            list(entries[:SHOW_HEAD])
+            + [("stdout", f"(netlab: {left_out} more lines not shown; srv.output() has them)")]
+            + list(entries[-SHOW_TAIL:])
+        )
+    for stream, line in entries:
+        target = _raw(stream)
+        if target is None:
+            continue
+        target.write(f"{label} {line}\n" if line else f"{label}\n")
+        _at_line_start[stream] = True
+    for stream in {s for s, _ in entries}:
+        target = _raw(stream)
+        if target is not None:
+            try:
+                target.flush()
+            except (OSError, ValueError):
+                pass
+
+
+def _raw(stream: str):
+    current = getattr(sys, stream, None)
+    while isinstance(current, RoutedStream):
+        current = current._netlab_wrapped
+    return current
+
+
+def flush_marked() -> None:
+    """Before another thread writes: show the server lines that happened before data it
+    may have seen (see the rules above)."""
+    for log in list(_logs):
+        log.show(up_to_mark=True)
+
+
+class RoutedStream:
+    """Stands in for sys.stdout / sys.stderr: server threads' writes are recorded.
+
+    Every other thread writes straight through to the stream it wraps, after the server
+    lines that happened before (``flush_marked``), and every attribute the kernel or a
+    library looks up is the wrapped stream's.
+    """
+
+    def __init__(self, stream, name: str):
+        self._netlab_wrapped = stream
+        self._netlab_name = name
+
+    def write(self, text):
+        group = owner()
+        if group is None:
+            main = threading.current_thread() is threading.main_thread()
+            if main and _at_line_start.get(self._netlab_name, True):
+                flush_marked()
+            if main and text:
+                _at_line_start[self._netlab_name] = text.endswith("\n")
+            return self._netlab_wrapped.write(text)
+        group.record_output(self._netlab_name, text)
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        if owner() is None:
+            return self._netlab_wrapped.flush()
+        return None
+
+    def __getattr__(self, name):
+        return getattr(self._netlab_wrapped, name)
+
+
+def route_output() -> None:
+    """Make sure sys.stdout and sys.stderr record server threads' output.
+
+    Called by every ``serve()``: the kernel, pytest or ``%%capture`` may have put a new
+    stream in place since the last call. The router made for a stream is reused, and
+    kept for the life of the process (see the rules above).
+    """
+    with _routers_lock:
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if stream is None or isinstance(stream, RoutedStream):
+                continue
+            kept = _routers.get((id(stream), name))
+            if kept is None:
+                kept = (stream, RoutedStream(stream, name))
+                _routers[(id(stream), name)] = kept
+            setattr(sys, name, kept[1])
