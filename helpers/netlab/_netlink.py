@@ -45,7 +45,21 @@ import sys
 import time
 from typing import NamedTuple
 
-from ._states import TCP_STATES
+# Linux include/net/tcp_states.h; psutil uses the same names.
+TCP_STATES = {
+    1: "ESTABLISHED",
+    2: "SYN_SENT",
+    3: "SYN_RECV",
+    4: "FIN_WAIT1",
+    5: "FIN_WAIT2",
+    6: "TIME_WAIT",
+    7: "CLOSE",
+    8: "CLOSE_WAIT",
+    9: "LAST_ACK",
+    10: "LISTEN",
+    11: "CLOSING",
+    12: "NEW_SYN_RECV",
+}
 
 TIMEOUT = 0.5  # seconds for one whole call; the kernel answers in microseconds
 
@@ -207,7 +221,7 @@ def _ask(tests: list[list[tuple[int, int]]]) -> list[Row]:
         raise _Refused("too many ports for one filter program")
     deadline = time.monotonic() + TIMEOUT
     rows: list[Row] = []
-    nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, _NETLINK_SOCK_DIAG)
+    nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG)
     with nl:
         _dump(nl, socket.AF_INET, 1, bytecode, deadline, rows)
         _dump(nl, socket.AF_INET6, 2, bytecode, deadline, rows)
@@ -240,7 +254,7 @@ def available() -> bool:
             _available = False
         else:
             try:
-                _query({0})  # port 0: only listeners' remote ends, a tiny answer
+                _query({0})  # port 0: the remote end of listeners only, a short answer
                 _available = True
             except TimeoutError:
                 return False  # too busy to tell now: ask again next time
@@ -271,7 +285,11 @@ def in_flight(ports: set[int]) -> bool | None:
     True when a socket on these ports is opening (SYN_SENT, SYN_RECV), or when a
     socket that is not listening has bytes (or a FIN) sent and not acknowledged while
     its peer (the row with the two ends swapped) is missing or has nothing in its
-    receive queue: on their way, not yet arrived.
+    receive queue: on their way, not yet arrived. No ports: False, as in _states.
+
+    As in _states, a peer is found by its ends' text: an IPv4 client of an IPv6 socket
+    bound to ``::ffff:127.0.0.1`` (or ``::``) has no peer row ("127.0.0.1" on one side,
+    "::ffff:7f00:1" on the other), so its unacknowledged bytes count as on their way.
     """
     if not ports:
         return False
@@ -289,3 +307,6 @@ def in_flight(ports: set[int]) -> bool | None:
             if peer is None or peer.rx_queue == 0:
                 return True  # not arrived yet (data waiting in a full peer buffer is not)
     return False
+
+
+in_flight_by_netlink = in_flight

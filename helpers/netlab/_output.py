@@ -12,10 +12,13 @@ Rules of this file:
 - Bounded: a log keeps at most ``KEEP_LINES`` lines, a partial line at most
   ``LINE_LIMIT`` characters, and ``show()`` prints at most ``SHOW_HEAD + SHOW_TAIL``
   lines per call, saying how many it left out.
-- In order where the order is knowable: a server line recorded before the server sent
-  something (or closed) is shown before what the main thread prints next, because the
-  main thread can only have seen that data after it was sent (``mark``). Lines after
-  the server's last send wait for the end of the cell, where netlab shows the rest.
+- A stable order: a server's lines are shown together, in the order they were recorded,
+  when netlab knows the server has settled (end of the cell, ``show()``, ``stop()``),
+  so after what the cell itself printed. Interleaving them with the cell's own prints
+  would need to know which data the client has read when it prints, which a send or
+  close in the server cannot tell: a line printed by the server after its last send
+  can land before or after the client's print. ``mark`` records, per server, the line
+  before its latest send or close,.
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ SHOW_TAIL = 50
 _routers: dict[tuple[int, str], tuple[object, RoutedStream]] = {}
 _routers_lock = threading.Lock()
 _logs: weakref.WeakSet[Log] = weakref.WeakSet()
-_at_line_start: dict[str, bool] = {"stdout": True, "stderr": True}
 
 
 class Log:
@@ -149,7 +151,6 @@ def emit(label: str, entries, dropped: int = 0) -> None:
         if target is None:
             continue
         target.write(f"{label} {line}\n" if line else f"{label}\n")
-        _at_line_start[stream] = True
     for stream in {s for s, _ in entries}:
         target = _raw(stream)
         if target is not None:
@@ -166,19 +167,11 @@ def _raw(stream: str):
     return current
 
 
-def flush_marked() -> None:
-    """Before another thread writes: show the server lines that happened before data it
-    may have seen (see the rules above)."""
-    for log in list(_logs):
-        log.show(up_to_mark=True)
-
-
 class RoutedStream:
     """Stands in for sys.stdout / sys.stderr: server threads' writes are recorded.
 
-    Every other thread writes straight through to the stream it wraps, after the server
-    lines that happened before (``flush_marked``), and every attribute the kernel or a
-    library looks up is the wrapped stream's.
+    Every other thread writes straight through to the stream it wraps, and every
+    attribute the kernel or a library looks up is the wrapped stream's.
     """
 
     def __init__(self, stream, name: str):
@@ -188,11 +181,6 @@ class RoutedStream:
     def write(self, text):
         group = owner()
         if group is None:
-            main = threading.current_thread() is threading.main_thread()
-            if main and _at_line_start.get(self._netlab_name, True):
-                flush_marked()
-            if main and text:
-                _at_line_start[self._netlab_name] = text.endswith("\n")
             return self._netlab_wrapped.write(text)
         group.record_output(self._netlab_name, text)
         return len(text)

@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 
-from ._waits import ServerStopped, Wait, deadline_after, owner
+from ._waits import ServerStopped, Wait, deadline_after, fds_ready, owner
 
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _installed = False
@@ -58,17 +58,22 @@ class ServerSocket(socket.socket):
         timeout = self.gettimeout()
         if group is None or timeout == 0:
             return call(*args)
-        deadline = deadline_after(timeout)
         fd = self.fileno()
         if fd < 0:
             return call(*args)  # closed: the socket module raises its own error
+        deadline = None
+        ready = fds_ready(((fd, want_write),))  # ready now: no wait to report
         while True:
+            if ready:
+                try:
+                    return call(*args)
+                except (BlockingIOError, InterruptedError):
+                    pass  # another thread took it first: wait again
+            if deadline is None and timeout is not None:
+                deadline = deadline_after(timeout)
             if not group.wait_fd(fd, want_write, deadline):
                 raise _timed_out()
-            try:
-                return call(*args)
-            except (BlockingIOError, InterruptedError):
-                continue  # another thread took it first: wait again
+            ready = True
 
     # --- receiving ----------------------------------------------------------------------
 
@@ -140,12 +145,15 @@ class ServerSocket(socket.socket):
         with memoryview(data) as view, view.cast("B") as chunk:
             sent, total = 0, len(chunk)
             while sent < total:
+                # With a timeout the socket module polls before it sends: ask first.
+                if timeout is None or fds_ready(((fd, True),)):
+                    try:
+                        sent += super().send(chunk[sent:], flags | _DONTWAIT)
+                        continue
+                    except (BlockingIOError, InterruptedError):
+                        pass  # the send buffer is full: wait until there is room
                 if not group.wait_fd(fd, True, deadline):
                     raise _timed_out()
-                try:
-                    sent += super().send(chunk[sent:], flags | _DONTWAIT)
-                except (BlockingIOError, InterruptedError):
-                    continue
         return total
 
     def shutdown(self, how):

@@ -181,7 +181,7 @@ class Server(Group):
         """Everything the server wrote so far, as one string (whether shown or not)."""
         return self.log.text()
 
-    def show(self, wait: float = SETTLE_TIMEOUT) -> None:
+    def show(self, wait: float = SETTLE_TIMEOUT, *, kernel: bool = True) -> None:
         """Print what the server wrote since the last ``show()``, labelled ``[name]``.
 
         First waits (at most ``wait`` seconds) until the server is settled, so that what
@@ -189,7 +189,7 @@ class Server(Group):
         at that bound is stopped, with a line that says where it was.
         """
         if wait and self.running:
-            if not self.wait_quiet(wait):
+            if not self.wait_quiet(wait, kernel=kernel):
                 self._stop_reason = self._stop_reason or self._busy_reason(wait)
         if self._stop_reason is not None and self._state is not State.STOPPED:
             self.stop()
@@ -210,9 +210,10 @@ class Server(Group):
         self._print_log()
         self._raise_if_crashed()
 
-    def wait_quiet(self, timeout: float = SETTLE_TIMEOUT) -> bool:
+    def wait_quiet(self, timeout: float = SETTLE_TIMEOUT, *, kernel: bool = True) -> bool:
         """Wait until the server is settled (see the rules above); False if it is still
-        busy after ``timeout`` seconds."""
+        busy after ``timeout`` seconds. ``kernel=False`` skips asking the kernel about
+        bytes in flight (serve() does, when no client can know the port yet)."""
         horizon = time.monotonic() + timeout
         while True:
             with self.cond:
@@ -226,7 +227,7 @@ class Server(Group):
                     if now >= horizon:
                         return False
                     self.cond.wait(horizon - now)
-            if self._in_flight():
+            if kernel and self._in_flight():
                 if time.monotonic() >= horizon:
                     return False
                 with self.cond:
@@ -534,16 +535,14 @@ class Server(Group):
     def record_output(self, stream: str, text: str) -> None:
         if self._state is State.STOPPING and not self.log.closed:
             return  # what a server says while stop() wakes it is noise (e.g. recv -> b'')
-        with self.cond:
-            self.activity()
+        self.activity()
         self.log.record(stream, text)
         sink = getattr(self.log, "sink", None)
         if sink is not None:
             sink(self.log.take()[0])
 
     def mark(self, sock, name: str, data) -> None:
-        with self.cond:
-            self.activity()
+        self.activity()
         self.log.mark()
 
     def eof_spin(self, sock, at_eof: bool) -> None:
@@ -563,8 +562,7 @@ class Server(Group):
 
     def socket_call(self, sock, name: str, args, result) -> None:
         if name == "accept":
-            with self.cond:
-                self.activity()
+            self.activity()
         if not self.trace:
             return
         if name == "accept" and isinstance(result, tuple):
@@ -679,7 +677,7 @@ def serve(
         because = f" (port {port} was taken by another program meanwhile)"
         server = _start_server(target, args, name, chosen, trace, timeout, not announce)
     try:
-        server.show()
+        server.show(kernel=False)  # settled at start: before any client knows the port
     except BaseException:
         server.stop()
         raise

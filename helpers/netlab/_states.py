@@ -30,21 +30,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-# Linux include/net/tcp_states.h; psutil uses the same names.
-TCP_STATES = {
-    1: "ESTABLISHED",
-    2: "SYN_SENT",
-    3: "SYN_RECV",
-    4: "FIN_WAIT1",
-    5: "FIN_WAIT2",
-    6: "TIME_WAIT",
-    7: "CLOSE",
-    8: "CLOSE_WAIT",
-    9: "LAST_ACK",
-    10: "LISTEN",
-    11: "CLOSING",
-    12: "NEW_SYN_RECV",
-}
+from ._netlink import TCP_STATES, in_flight_by_netlink
+
 STATE_NAMES = frozenset(TCP_STATES.values())
 
 POLL_INTERVAL = 0.01
@@ -182,13 +169,16 @@ def in_flight(ports: set[int]) -> bool:
     """
     if not ports or table_source() != "proc":
         return False
+    answer = in_flight_by_netlink(ports)  # the same rule, asked in ~0.5 ms, not ~15 ms
+    if answer is not None:
+        return answer
     mine = _rows_on_ports("/proc/net/tcp", ports) + _rows_on_ports("/proc/net/tcp6", ports)
     by_ends = {(r.local, r.remote): r for r in mine}  # a row's peer uses the same ports
     for row in mine:
         if row.state in _OPENING:
             return True
         if row.state == "LISTEN":
-            continue  # for a listening socket the kernel reports its backlog as tx_queue
+            continue  # nothing is in flight to a listener (its queues count connections)
         if row.tx_queue:
             peer = by_ends.get((row.remote, row.local))
             if peer is None or peer.rx_queue == 0:

@@ -18,8 +18,8 @@ Rules of this file:
 Theory: a group is *settled until t* when every thread waits and none is ready; t is
 the earliest deadline that can lead somewhere. A wait whose previous expiry led the
 thread straight back to the same wait, with nothing recorded in between, is a poll
-loop (socketserver's ``serve_forever`` checks a flag every 0.5 s): its deadline is not
-worth waiting for.
+loop (socketserver's ``serve_forever`` checks a flag every 0.5 s): when the same wait
+with the same timeout comes straight back, its deadline is not worth waiting for.
 """
 
 from __future__ import annotations
@@ -71,12 +71,13 @@ def fds_ready(fds) -> bool:
 class Wait:
     """One wait of one thread: on fds (readiness), a wake-up, or only a deadline."""
 
-    __slots__ = ("what", "fds", "deadline", "woken", "key", "poll_loop", "target")
+    __slots__ = ("what", "fds", "deadline", "woken", "key", "poll_loop", "target", "timeout")
 
     def __init__(self, what: str, fds=(), deadline=None, key=None, target=None):
         self.what = what  # "socket", "select", "selector", "condition", "join"
         self.fds = fds
         self.deadline = deadline
+        self.timeout = None if deadline is None else round(deadline - time.monotonic(), 3)
         self.woken = False
         self.key = key if key is not None else what
         self.poll_loop = False
@@ -94,12 +95,13 @@ class Wait:
 
 
 class _ThreadInfo:
-    __slots__ = ("wait", "activity", "last_key", "last_expired", "activity_at_last")
+    __slots__ = ("wait", "activity", "last_key", "last_expired", "activity_at_last", "last_timeout")
 
     def __init__(self):
         self.wait: Wait | None = None
         self.activity = 0
         self.last_key = None
+        self.last_timeout = None
         self.last_expired = False
         self.activity_at_last = -1
 
@@ -152,7 +154,9 @@ class Group:
             return {t: i.wait for t, i in self._infos.items()}
 
     def activity(self) -> None:
-        """The current thread did something visible (output, a send, a close)."""
+        """The current thread did something visible (output, a send, a close).
+
+        Only a thread's own activity counter changes here, by that thread: no lock."""
         info = self._infos.get(threading.current_thread())
         if info is not None:
             info.activity += 1
@@ -173,9 +177,11 @@ class Group:
                 info.last_expired
                 and info.last_key == wait.key
                 and info.activity == info.activity_at_last
-                and wait.deadline is not None
+                and wait.timeout  # select(0) is a look, not a wait
+                and info.last_timeout is not None
+                and abs(info.last_timeout - wait.timeout) <= 0.002
             ):
-                wait.poll_loop = True
+                wait.poll_loop = True  # the same wait again, and nothing happened meanwhile
             info.wait = wait
             self._changed()
 
@@ -188,6 +194,7 @@ class Group:
                 return
             expired = wait.deadline is not None and wait.deadline <= now and not wait.woken
             info.last_key = wait.key
+            info.last_timeout = wait.timeout
             info.last_expired = expired
             info.activity_at_last = info.activity
             info.wait = None
