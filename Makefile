@@ -1,5 +1,6 @@
 # The course's commands. `make lab` and `make test` work on a fresh clone with only
-# python3 (3.11+), pip and make: both create .venv on first use.
+# python3 (3.11+), pip and make: both create .venv on first use, and first install the
+# command-line tools they need (nc, telnet, curl, ...; tools/system-tools.sh, apt-get).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,11 +11,14 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 NBVAL := --nbval --ignore=notebooks/scratch --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=60
 LINTED := helpers tests bench tools
 
-.PHONY: help install lab test lint unit nbval notebooks bench binder-check ipykernel629-check clean
+.PHONY: help install system-tools system-tools-lab lab test lint unit nbval notebooks bench \
+	binder-check ipykernel629-check clean
 
 help:
 	@echo "make lab          start JupyterLab at notebook 00 (creates .venv on first use)"
 	@echo "make test         lint, unit tests of helpers, strict nbval on every notebook"
+	@echo "make system-tools install the tools notebooks and tests run (nc, telnet, curl, ss,"
+	@echo "                  iperf3, chromium) with apt-get; make lab/test do it first"
 	@echo "make notebooks    re-execute every notebook and store its outputs"
 	@echo "make bench        benchmarks that print figures (not tests)"
 	@echo "make binder-check replay Binder's install without Docker and test in it"
@@ -28,20 +32,33 @@ $(STAMP): binder/requirements.txt requirements-dev.txt pyproject.toml
 
 install: $(STAMP)
 
-lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) $(LAB_ARGS) notebooks/00-welcome.ipynb
+# Every tool (the tests'), or only those the notebooks run (lab). Quick and silent when all
+# are there; otherwise one line says what is installed and why, or what command to run.
+system-tools:
+	@bash tools/system-tools.sh test
 
-test: $(STAMP)
+system-tools-lab:
+	@bash tools/system-tools.sh lab
+
+# The file browser starts at the repository root (helpers/ and notebooks/ both in
+# reach) with notebook 00 open. jupyter/ is the course's own Jupyter config, searched
+# before ~/.jupyter (and not replacing it): it turns JupyterLab's news pop-up off.
+lab: system-tools-lab $(STAMP)
+	exec env JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir="$(CURDIR)" $(ROOT_FLAG) \
+		$(LAB_ARGS) notebooks/00-welcome.ipynb
+
+test: system-tools $(STAMP)
 	$(MAKE) --no-print-directory lint unit nbval
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 
-unit: $(STAMP)
+unit: system-tools $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
-nbval: $(STAMP)
+nbval: system-tools $(STAMP)
 	$(BIN)/python -m pytest -q $(NBVAL) notebooks
 
 notebooks: $(STAMP)

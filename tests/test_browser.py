@@ -6,9 +6,9 @@ driven by playwright, runs all cells, and checks that every cell ran, that only 
 cells tagged ``raises-exception`` show an error, that the pictures (SVG diagrams) and
 widgets rendered. Screenshots go to artifacts/browser/ for a person to look at.
 
-Chromium comes from Debian (``apt-get install chromium``, done by .ci/run); playwright's
-own browser download is never used. This test does not skip when Chromium is missing:
-it fails and says how to install it.
+Chromium comes from Debian (``make system-tools``, which ``make test`` and .ci/run run
+first, installs it with apt-get); playwright's own browser download is never used. This
+test does not skip when Chromium is missing: it fails and says how to install it.
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ FLAGS = [
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    assert os.path.exists(CHROMIUM), "Chromium is missing: apt-get install chromium"
+    assert os.path.exists(CHROMIUM), (
+        "Chromium is missing: make system-tools (or: sudo apt-get install chromium)"
+    )
     root = tmp_path_factory.mktemp("lab")
     for path in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"):
         shutil.copy(path, root / path.name)

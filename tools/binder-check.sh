@@ -14,7 +14,7 @@
 # 3. binder: run the Dockerfile's own pip command for binder/requirements.txt, parsed from
 #    the Dockerfile, then ./binder/postBuild with the venv activated.
 # 4. checks: pip check, `jupyter labextension list`, `jupyter server extension list`, the
-#    python3 kernelspec is the venv's.
+#    python3 kernelspec is the venv's, JupyterLab's news pop-up is off (postBuild).
 # 5. nbval:  every notebook in notebooks/ under nbval, in that environment.
 #
 # Needs python3 on PATH at the version of binder/runtime.txt. Logs and the rendered
@@ -253,6 +253,22 @@ echo "binder-check: $N_LABEXT lab extensions enabled OK, $N_SRVEXT server extens
 # nbval starts the notebooks' kernel, python3: it must be this environment's.
 KDIR=$("$VPY" -c 'from jupyter_client.kernelspec import KernelSpecManager as K; print(K().get_kernel_spec("python3").resource_dir)')
 [[ $KDIR == "$VENV"/* ]] || die "the python3 kernelspec comes from $KDIR, not from $VENV"
+
+# postBuild put the course's JupyterLab defaults (jupyter/labconfig) where this
+# environment's JupyterLab reads them: the news pop-up is off. Computed as the settings
+# API computes it (jupyterlab_server), with no JUPYTER_CONFIG_PATH from make's side.
+NEWS=$(env -u JUPYTER_CONFIG_PATH "$VPY" -c '
+from jupyterlab_server.settings_utils import _get_overrides
+from jupyterlab.commands import get_app_dir
+import os
+overrides, error = _get_overrides(os.path.join(get_app_dir(), "settings"))
+print(overrides.get("@jupyterlab/apputils-extension:notification", {}).get("fetchNews"))
+if error:
+    raise SystemExit(f"a settings overrides file does not parse: {error}")
+') || die "cannot read the JupyterLab setting overrides"
+[[ $NEWS == false ]] ||
+	die "JupyterLab's fetchNews is '$NEWS' in the Binder environment, not false (binder/postBuild)"
+echo "binder-check: JupyterLab news pop-up off (fetchNews false, from binder/postBuild)"
 
 versions() {
 	"$VPY" - "$@" <<'EOF'

@@ -89,6 +89,12 @@ _MSG_HEAD = struct.Struct("=BB2x")
 _MSG_PORTS = struct.Struct("!HH")
 _MSG_QUEUES = struct.Struct("=II")
 _MSG_SIZE = 72
+# idiag_ext asks for INET_DIAG_INFO (attribute 2): the socket's struct tcp_info, whose
+# tcpi_bytes_received (RFC 4898's HCThruOctetsReceived, Linux 4.1+) sits at offset 128.
+_INET_DIAG_INFO = 2
+_EXT_INFO = 1 << (_INET_DIAG_INFO - 1)
+_BYTES_RECEIVED = struct.Struct("=Q")
+_BYTES_RECEIVED_AT = 128
 _PORTS_AT, _SRC_AT, _DST_AT, _QUEUES_AT = 4, 8, 24, 56
 
 _BUFSIZE = 65536  # more than the kernel puts in one dump message (at most 32 KiB)
@@ -103,6 +109,7 @@ class Row(NamedTuple):
     remote: tuple[str, int]
     rx_queue: int  # idiag_rqueue
     tx_queue: int  # idiag_wqueue (a listener's backlog for LISTEN, see the module text)
+    bytes_received: int | None = None  # tcpi_bytes_received: all bytes that arrived, ever
 
 
 class _Refused(Exception):
@@ -157,7 +164,7 @@ def _port_tests(ports, equal_codes: bool) -> list[list[tuple[int, int]]]:
 
 
 def _request(family: int, seq: int, bytecode: bytes) -> bytes:
-    body = _REQ_V2.pack(family, socket.IPPROTO_TCP, 0, _ALL_STATES)
+    body = _REQ_V2.pack(family, socket.IPPROTO_TCP, _EXT_INFO, _ALL_STATES)
     body += _NLATTR.pack(_NLATTR.size + len(bytecode), _INET_DIAG_REQ_BYTECODE) + bytecode
     flags = _NLM_F_REQUEST | _NLM_F_DUMP
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), _SOCK_DIAG_BY_FAMILY, flags, seq, 0) + body
@@ -209,9 +216,22 @@ def _dump(nl: socket.socket, family: int, seq: int, bytecode: bytes, deadline: f
                         (_address(dst), dport),
                         rqueue,
                         wqueue,
+                        _bytes_received(data, body + _MSG_SIZE, offset + length),
                     )
                 )
             offset += (length + 3) & ~3
+
+
+def _bytes_received(data: bytes, at: int, end: int) -> int | None:
+    """tcpi_bytes_received from the INET_DIAG_INFO attribute between ``at`` and ``end``."""
+    while at + _NLATTR.size <= end:
+        length, kind = _NLATTR.unpack_from(data, at)
+        if length < _NLATTR.size:
+            return None
+        if kind == _INET_DIAG_INFO and length - _NLATTR.size >= _BYTES_RECEIVED_AT + 8:
+            return _BYTES_RECEIVED.unpack_from(data, at + _NLATTR.size + _BYTES_RECEIVED_AT)[0]
+        at += (length + 3) & ~3
+    return None
 
 
 def _ask(tests: list[list[tuple[int, int]]]) -> list[Row]:

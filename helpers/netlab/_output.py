@@ -38,6 +38,8 @@ SHOW_TAIL = 50
 _routers: dict[tuple[int, str], tuple[object, RoutedStream]] = {}
 _routers_lock = threading.Lock()
 _logs: weakref.WeakSet[Log] = weakref.WeakSet()
+before_main_write = None  # set by _server.py: shows the lines known to come first
+_main_at_line_start = {"stdout": True, "stderr": True}
 
 
 class Log:
@@ -103,9 +105,23 @@ class Log:
             for key in list(self._partial):
                 self._append(key[1], [self._partial.pop(key)])
 
-    def mark(self) -> None:
+    def mark(self) -> int:
+        """The number of the next line: what was recorded so far happened before now."""
         with self._lock:
             self._mark = self._first + len(self._lines)
+            return self._mark
+
+    def show_through(self, number: int) -> None:
+        """Show the unshown lines before line ``number`` (see ``mark``)."""
+        with self._lock:
+            end = min(number, self._first + len(self._lines))
+            start = max(self._shown, self._first)
+            if end <= start:
+                return
+            dropped = start - self._shown
+            entries = self._lines[start - self._first : end - self._first]
+            self._shown = end
+        emit(self.label, entries, dropped)
 
     # --- reading (the main thread) -------------------------------------------------------
 
@@ -181,6 +197,11 @@ class RoutedStream:
     def write(self, text):
         group = owner()
         if group is None:
+            if threading.current_thread() is threading.main_thread() and text:
+                name = self._netlab_name
+                if _main_at_line_start[name] and before_main_write is not None:
+                    before_main_write()
+                _main_at_line_start[name] = text.endswith("\n")
             return self._netlab_wrapped.write(text)
         group.record_output(self._netlab_name, text)
         return len(text)

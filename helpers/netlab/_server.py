@@ -122,6 +122,10 @@ class Server(Group):
         self._finished = threading.Event()
         self._executor: _patches.GroupExecutor | None = None
         self._eof_counts: dict[int, int] = {}
+        # per connection: [socket, bytes sent, [(bytes sent after a send, mark before it)],
+        # (local, peer)]
+        self._sends: dict[int, list] = {}
+        self._marks: dict[int, int] = {}  # thread ident -> its mark before its last send
         self._stop_reason: str | None = None
         self._main: threading.Thread | None = None
         self._widget = None
@@ -543,7 +547,60 @@ class Server(Group):
 
     def mark(self, sock, name: str, data) -> None:
         self.activity()
-        self.log.mark()
+        self._marks[threading.get_ident()] = self.log.mark()
+
+    def will_send(self, sock, nbytes: int) -> None:
+        """``nbytes`` are about to go out on connection ``sock``: the lines recorded so far
+        come before anything the client does after it has read them."""
+        entry = self._sends.get(id(sock))
+        if entry is None or entry[0] is not sock:
+            try:
+                ends = (tuple(sock.getsockname()[:2]), tuple(sock.getpeername()[:2]))
+            except OSError:
+                return
+            entry = self._sends[id(sock)] = [sock, 0, [], ends]
+            if len(self._sends) > 256:  # bounded: forget the oldest connection
+                self._sends.pop(next(iter(self._sends)))
+        entry[1] += nbytes
+        marks = entry[2]
+        if len(marks) >= 64:
+            del marks[:32]  # bounded: old marks only ever move lines earlier
+        marks.append((entry[1], self._marks.get(threading.get_ident(), 0)))
+
+    def sent_less(self, sock, missing: int) -> None:
+        """A send() took ``missing`` bytes fewer than ``will_send`` counted."""
+        entry = self._sends.get(id(sock))
+        if entry is not None and entry[0] is sock and entry[2]:
+            entry[1] -= missing
+            total, number = entry[2][-1]
+            entry[2][-1] = (total - missing, number)
+
+    def show_known(self, rows_on_ports) -> None:
+        """Show the lines recorded before a send whose bytes the client has read."""
+        if not self._sends or not self.log.pending():
+            return
+        ports = set()
+        entries = []
+        for entry in list(self._sends.values()):
+            local, peer = entry[3]
+            ports.add(local[1])
+            entries.append((entry, local, peer))
+        rows = rows_on_ports(ports) if ports else None
+        if not rows:
+            return
+        by_ends = {(r.local, r.remote): r for r in rows}
+        through = 0
+        for entry, local, peer in entries:
+            theirs = by_ends.get((peer, local))
+            if theirs is None or theirs.bytes_received is None:
+                continue  # the client's end is gone, or this kernel does not say
+            # What arrived at the client, minus what still waits in its receive queue.
+            read_by_client = theirs.bytes_received - theirs.rx_queue
+            for total, number in entry[2]:
+                if total <= read_by_client:
+                    through = max(through, number)
+        if through:
+            self.log.show_through(through)
 
     def eof_spin(self, sock, at_eof: bool) -> None:
         key = id(sock)
@@ -615,6 +672,20 @@ class Server(Group):
                 self._state = State.RUNNING
         self._ready.set()
         self._started.set()
+
+
+def _show_known_lines() -> None:
+    """Before the main thread prints: each server's lines known to come first."""
+    from ._netlink import rows_on_ports
+
+    if table_source() != "proc":
+        return  # only the kernel's table knows what a client has read
+    for server in registered_servers():
+        if not server.silent and server._sends:
+            server.show_known(rows_on_ports)
+
+
+_output.before_main_write = _show_known_lines
 
 
 def _quietly(call, *args) -> None:
