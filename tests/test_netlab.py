@@ -61,7 +61,7 @@ def _stop_servers():
 
 
 def test_serve_returns_once_listening_and_learner_accept_gets_the_first_client():
-    srv = netlab.serve(seed_server)
+    srv = netlab.serve(seed_server, port=None)
     # No connection was used up by serve(): the seed's single accept() gets ours.
     assert fetch(srv.port) == b"Thank you for connecting"
     srv.wait(5)
@@ -73,7 +73,7 @@ def test_serve_returns_once_listening_and_learner_accept_gets_the_first_client()
 
 def test_readiness_is_immediate_after_serve(capsys):
     for _ in range(20):
-        srv = netlab.serve(echo_forever)
+        srv = netlab.serve(echo_forever, port=None)
         # connect right away: it must never be refused
         with socket.create_connection(srv.address, timeout=5) as c:
             c.sendall(b"ping")
@@ -82,7 +82,7 @@ def test_readiness_is_immediate_after_serve(capsys):
 
 
 def test_server_output_is_shown_labelled_in_order(capsys):
-    srv = netlab.serve(seed_server)
+    srv = netlab.serve(seed_server, port=None)
     startup = capsys.readouterr().out
     assert startup.splitlines()[:3] == [
         "[seed_server] Socket creation successful",
@@ -96,7 +96,7 @@ def test_server_output_is_shown_labelled_in_order(capsys):
 
 
 def test_server_thread_output_never_reaches_stdout_directly(capfd):
-    srv = netlab.serve(seed_server)
+    srv = netlab.serve(seed_server, port=None)
     shown_by_serve = capfd.readouterr().out
     fetch(srv.port)
     srv._finished.wait(5)
@@ -177,7 +177,7 @@ def test_exception_in_server_thread_reaches_the_main_thread(capsys):
         c, _ = s.accept()
         c.send("not bytes")
 
-    srv = netlab.serve(crashes)
+    srv = netlab.serve(crashes, port=None)
     with socket.create_connection(srv.address, timeout=5):
         pass
     with pytest.raises(netlab.ServerError) as info:
@@ -195,7 +195,7 @@ def test_crash_before_listen_is_reported():
         raise ValueError("oops")
 
     with pytest.raises(netlab.ServerError, match="crashed before it listened"):
-        netlab.serve(broken)
+        netlab.serve(broken, port=None)
 
 
 def test_function_that_never_listens_is_reported():
@@ -203,7 +203,7 @@ def test_function_that_never_listens_is_reported():
         socket.socket().close()
 
     with pytest.raises(netlab.ServerError, match="returned before it called listen"):
-        netlab.serve(no_listen)
+        netlab.serve(no_listen, port=None)
 
 
 def test_stop_is_idempotent_and_bounded_with_a_client_stuck_mid_connection():
@@ -214,7 +214,7 @@ def test_stop_is_idempotent_and_bounded_with_a_client_stuck_mid_connection():
         c, _ = s.accept()
         c.recv(1024)  # the client never sends: blocked here
 
-    srv = netlab.serve(reads_forever)
+    srv = netlab.serve(reads_forever, port=None)
     client = socket.create_connection(srv.address, timeout=5)
     try:
         start = time.monotonic()
@@ -236,10 +236,13 @@ def test_stop_reports_a_thread_it_cannot_interrupt(capsys):
         s.bind(("127.0.0.1", port))
         s.listen()
         s.accept()
+        inside.set()
         lock.acquire(timeout=10)  # a plain Lock: netlab can neither see nor wake it
 
-    srv = netlab.serve(stuck)
+    inside = threading.Event()
+    srv = netlab.serve(stuck, port=None)
     socket.create_connection(srv.address, timeout=5).close()
+    assert inside.wait(5)
     srv.stop(timeout=0.5)
     lock.release()
     assert "did not stop within 0.5 s" in capsys.readouterr().err
@@ -269,7 +272,7 @@ def test_stop_wakes_waits_that_are_not_socket_calls(wait):
             t.start()
             t.join()
 
-    srv = netlab.serve(waits, announce=False)
+    srv = netlab.serve(waits, announce=False, port=None)
     assert srv.wait_quiet(5)
     started = time.monotonic()
     srv.stop(timeout=2)
@@ -292,7 +295,7 @@ def test_refused_connection_explains_what_to_do():
 
 
 def test_refused_after_server_finished_says_so():
-    srv = netlab.serve(seed_server)
+    srv = netlab.serve(seed_server, port=None)
     fetch(srv.port)
     srv.wait(5)
     with pytest.raises(ConnectionRefusedError) as info:
@@ -310,7 +313,7 @@ def test_send_str_gets_a_hint():
 
 def test_a_client_socket_is_a_plain_socket():
     """Threads that no server owns pay nothing: their sockets are not even wrapped."""
-    srv = netlab.serve(echo_forever, announce=False)
+    srv = netlab.serve(echo_forever, announce=False, port=None)
     with socket.create_connection(srv.address, timeout=5) as client:
         assert type(client) is socket.socket
     assert all(type(s) is not socket.socket for s in srv.sockets)
@@ -328,7 +331,7 @@ def test_quiet_waits_for_output_written_after_the_client_got_its_reply(capsys):
         c.close()
         s.accept()  # then waits for the next client: quiet
 
-    srv = netlab.serve(talks_after_reply)
+    srv = netlab.serve(talks_after_reply, port=None)
     capsys.readouterr()
     assert fetch(srv.port) == b"hi"
     srv.show()  # must wait until the 200 lines are written
@@ -336,7 +339,7 @@ def test_quiet_waits_for_output_written_after_the_client_got_its_reply(capsys):
 
 
 def test_trace_records_socket_calls():
-    srv = netlab.serve(seed_server, trace=True)
+    srv = netlab.serve(seed_server, trace=True, port=None)
     fetch(srv.port)
     srv.wait(5)
     out = srv.output()
@@ -351,7 +354,7 @@ def test_bind_everywhere_gets_a_note():
         s.listen()
         s.accept()
 
-    srv = netlab.serve(everywhere)
+    srv = netlab.serve(everywhere, port=None)
     assert "listens on every network interface" in srv.output()
     assert srv.host == "127.0.0.1"
 
@@ -371,7 +374,7 @@ def test_thread_per_client_output_is_adopted():
             c, _ = s.accept()
             threading.Thread(target=handle, args=(c,)).start()
 
-    srv = netlab.serve(threaded)
+    srv = netlab.serve(threaded, port=None)
     for _ in range(3):
         with socket.create_connection(srv.address, timeout=5) as c:
             c.sendall(b"job")
@@ -396,7 +399,7 @@ def test_asyncio_server_runs_in_its_own_loop():
         async with server:
             await server.serve_forever()
 
-    srv = netlab.serve(aserver)
+    srv = netlab.serve(aserver, port=None)
     with socket.create_connection(srv.address, timeout=5) as c:
         c.sendall(b"hello\n")
         assert c.recv(100) == b"HELLO\n"
@@ -414,7 +417,7 @@ def test_socketserver_stops():
         with socketserver.ThreadingTCPServer(("127.0.0.1", port), Handler) as server:
             server.serve_forever()
 
-    srv = netlab.serve(ss)
+    srv = netlab.serve(ss, port=None)
     with socket.create_connection(srv.address, timeout=5) as c:
         c.sendall(b"line\n")
         assert c.recv(10) == b"line\n"
@@ -431,7 +434,7 @@ def test_udp_server_is_ready_once_bound():
         data, addr = s.recvfrom(100)
         s.sendto(data[::-1], addr)
 
-    srv = netlab.serve(udp)
+    srv = netlab.serve(udp, port=None)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
         c.settimeout(5)
         c.sendto(b"abc", srv.address)
@@ -443,7 +446,7 @@ def test_no_thread_or_fd_leak_after_200_cycles():
     proc = psutil.Process()
 
     def cycle():
-        with netlab.serve(echo_forever) as srv:
+        with netlab.serve(echo_forever, port=None) as srv:
             with socket.create_connection(srv.address, timeout=5) as c:
                 c.sendall(b"x")
                 assert c.recv(1) == b"x"
@@ -464,7 +467,7 @@ def test_works_from_plain_python_in_a_subprocess():
         "    s = socket.socket(); s.bind(('127.0.0.1', port)); s.listen(5)\n"
         "    print('listening')\n"
         "    c, a = s.accept(); c.sendall(b'hi'); c.close()\n"
-        "with netlab.serve(server) as srv:\n"
+        "with netlab.serve(server, port=None) as srv:\n"
         "    print(socket.create_connection(srv.address, timeout=5).recv(2))\n"
         "    srv.wait(5)\n"
     )
@@ -514,7 +517,7 @@ def test_linger_zero_client_does_not_crash_the_server_silently(capsys):
         c, _ = s.accept()
         c.recv(10)
 
-    srv = netlab.serve(reader)
+    srv = netlab.serve(reader, port=None)
     c = socket.create_connection(srv.address, timeout=5)
     c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     c.close()  # RST
@@ -534,7 +537,7 @@ def test_netlab_sets_reuseaddr_on_server_sockets():
         s.listen()
         s.accept()
 
-    netlab.serve(probe)
+    netlab.serve(probe, port=None)
     assert seen["reuse"] != 0
 
 

@@ -23,8 +23,23 @@ _NOTE_MARK = "netlab: "
 def _show_all(result=None) -> None:
     from ._server import registered_servers
 
-    for server in registered_servers():
-        server.show()
+    servers = registered_servers()
+    interrupted = isinstance(getattr(result, "error_in_exec", None), KeyboardInterrupt)
+    try:
+        if interrupted:
+            raise KeyboardInterrupt  # the cell itself was interrupted: do not wait either
+        for server in servers:
+            server.show()
+    except KeyboardInterrupt:
+        # The learner pressed Interrupt while netlab waited for a server to settle: show
+        # what is recorded, say so, and let the notebook go on (no traceback of netlab's).
+        for server in servers:
+            server.show(wait=0)
+        if any(server.running for server in servers):
+            print(
+                "(netlab: interrupted while waiting for the servers to finish what this "
+                "cell caused; what they write later is shown in a later cell)"
+            )
 
 
 def _refused_port(tb) -> int | None:

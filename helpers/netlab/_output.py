@@ -38,6 +38,10 @@ SHOW_TAIL = 50
 _routers: dict[tuple[int, str], tuple[object, RoutedStream]] = {}
 _routers_lock = threading.Lock()
 _logs: weakref.WeakSet[Log] = weakref.WeakSet()
+# Held for good: where a stopped server's rogue printers wait. A plain Lock, which netlab's
+# waits do not handle (an Event wait would raise ServerStopped in that thread again).
+_PARKED = threading.Lock()
+_PARKED.acquire()
 before_main_write = None  # set by _server.py: shows the lines known to come first
 _main_at_line_start = {"stdout": True, "stderr": True}
 
@@ -56,6 +60,7 @@ class Log:
         self._on_runaway = on_runaway
         self.closed = False  # set when the server has stopped: late writes end the thread
         self.runaway = False
+        self._refused: set[int] = set()
         self.sink = None  # a widget's writer (Server.log_widget): lines go there instead
         _logs.add(self)
 
@@ -63,7 +68,7 @@ class Log:
 
     def record(self, stream: str, text: str) -> None:
         if self.closed:
-            raise ServerStopped("netlab: this server was stopped; its threads may not print")
+            self._refuse()
         key = (threading.get_ident(), stream)
         with self._lock:
             if self.runaway:
@@ -82,6 +87,15 @@ class Log:
         if runaway:
             self._on_runaway()
             raise ServerStopped("netlab: this server printed too much")
+
+    def _refuse(self) -> None:
+        """A thread of a stopped server prints: end it. One that survives ServerStopped and
+        prints again is parked for good, so that it cannot spin and slow the kernel."""
+        me = threading.get_ident()
+        if me in self._refused:
+            _PARKED.acquire()  # never released
+        self._refused.add(me)
+        raise ServerStopped("netlab: this server was stopped; its threads may not print")
 
     def note(self, stream: str, line: str) -> None:
         with self._lock:

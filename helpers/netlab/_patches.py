@@ -355,14 +355,14 @@ _SERVE_FOREVER = socketserver.BaseServer.serve_forever.__code__
 def _patch_selectors():
     # Every class of the module that defines select() itself: PollSelector, EpollSelector
     # and DevpollSelector inherit theirs from one private base, found through the MRO.
-    classes = [
-        cls
+    classes = {
+        cls  # a set: DefaultSelector is another name of one of them
         for cls in vars(selectors).values()
         if isinstance(cls, type)
         and issubclass(cls, selectors.BaseSelector)
         and "select" in cls.__dict__
         and not getattr(cls.__dict__["select"], "__isabstractmethod__", False)
-    ]
+    }
     for cls in classes:
         original = cls.__dict__["select"]
 
@@ -471,8 +471,8 @@ def _patch_threading():
             queue = self.__dict__.setdefault("_netlab_queue", collections.deque())
         group = owner()
         ticket = _Ticket(group)
-        queue.append(ticket)
         try:
+            queue.append(ticket)  # inside the try: an interrupt must not leave it queued
             if group is None:
                 return original_wait(self, timeout)
             group.check_stopping()

@@ -46,7 +46,7 @@ from ._addresses import connectable, format_address, is_wildcard
 from ._ports import choose_port, free_port
 from ._states import in_flight, table_source
 from ._tracebacks import format_traceback, where
-from ._waits import IS_WINDOWS, Group, ServerStopped
+from ._waits import IS_WINDOWS, Group, ServerStopped, block_interrupts
 
 READY_TIMEOUT = 5.0
 SETTLE_TIMEOUT = 5.0
@@ -205,7 +205,7 @@ class Server(Group):
 
         Raises ServerError if it crashed, TimeoutError if it is still running.
         """
-        if not self._finished.wait(timeout):
+        if not _interruptible_wait(self._finished, timeout):
             raise TimeoutError(
                 f"netlab: server {self.name!r} is still running after {timeout:g} s "
                 "(waiting in accept() or recv() for a client?). Use srv.stop() to stop it."
@@ -230,7 +230,7 @@ class Server(Group):
                         break
                     if now >= horizon:
                         return False
-                    self.cond.wait(horizon - now)
+                    self.cond.wait(min(horizon - now, _SLICE))
             if kernel and self._in_flight():
                 if time.monotonic() >= horizon:
                     return False
@@ -242,7 +242,8 @@ class Server(Group):
                     continue  # something changed meanwhile: look again
                 if until > horizon:
                     return True
-                self.cond.wait(max(0.0, until - time.monotonic()))  # let a near deadline pass
+                # let a near deadline pass, then look again
+                self.cond.wait(min(max(0.0, until - time.monotonic()), _SLICE))
 
     def log_widget(self):
         """An ipywidgets Output that shows the server's lines as they are recorded.
@@ -280,7 +281,7 @@ class Server(Group):
         try:
             self._stop(timeout)
         except KeyboardInterrupt:
-            self._stop(timeout)
+            self._stop(min(timeout, 0.2))  # finish at once: close the sockets, report
             raise
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -303,7 +304,7 @@ class Server(Group):
         self._main = thread
         self.add_thread(thread)
         thread.start()
-        if not self._started.wait(timeout):
+        if not _interruptible_wait(self._started, timeout):
             if not self._finished.is_set():
                 self.stop()
                 raise ServerError(
@@ -323,6 +324,7 @@ class Server(Group):
         )
 
     def _run(self) -> None:
+        block_interrupts()
         try:
             if inspect.iscoroutinefunction(self._target):
                 with asyncio.Runner() as runner:
@@ -413,7 +415,7 @@ class Server(Group):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self.cond.wait(remaining)
+                self.cond.wait(min(remaining, _SLICE))
         return True
 
     def _interrupt_threads(self) -> None:
@@ -500,6 +502,7 @@ class Server(Group):
         run = thread.run
 
         def run_and_report():
+            block_interrupts()
             try:
                 run()
             except ServerStopped:
@@ -554,6 +557,8 @@ class Server(Group):
         come before anything the client does after it has read them."""
         entry = self._sends.get(id(sock))
         if entry is None or entry[0] is not sock:
+            if sock.family not in _INET:
+                return  # a UNIX socket (asyncio's self-pipe): no client to judge
             try:
                 ends = (tuple(sock.getsockname()[:2]), tuple(sock.getpeername()[:2]))
             except OSError:
@@ -686,6 +691,19 @@ def _show_known_lines() -> None:
 
 
 _output.before_main_write = _show_known_lines
+
+
+# The main thread waits in slices: a lock wait is woken by a signal only if the signal
+# reaches the main thread, and the kernel's Interrupt (SIGINT) may reach another thread.
+_SLICE = 0.1
+
+
+def _interruptible_wait(event: threading.Event, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not event.wait(min(_SLICE, max(0.0, deadline - time.monotonic()))):
+        if time.monotonic() >= deadline:
+            return False
+    return True
 
 
 def _quietly(call, *args) -> None:

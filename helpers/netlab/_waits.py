@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 import select
+import signal
 import socket
 import threading
 import time
@@ -41,6 +42,19 @@ class ServerStopped(BaseException):
     A BaseException, like SystemExit: ``except Exception`` in a learner's loop does not
     swallow it, so the thread ends.
     """
+
+
+def block_interrupts() -> None:
+    """In a server thread: let the kernel's Interrupt (SIGINT) go to the main thread.
+
+    A signal sent to a process reaches any one thread that does not block it; if it is a
+    server thread, the learner's cell is not interrupted. (POSIX only; on Windows the
+    console's Ctrl-C always runs in its own thread.)"""
+    if hasattr(signal, "pthread_sigmask"):
+        try:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        except (OSError, ValueError):
+            pass
 
 
 def owner(thread: threading.Thread | None = None):
