@@ -369,7 +369,7 @@ def serving(server_func, crash_hints=None, args=()):
     if server.stop_reason and "b''" in server.stop_reason and "recv()" in server.stop_reason:
         raise Failure(
             "your server kept calling recv() after the client had closed "
-            f"(netlab stopped it: recv() returned b'' {netlab_eof_limit()} times in a row)",
+            f"(netlab stopped it: recv() returned b'' {netlab.EOF_SPIN_LIMIT} times in a row)",
             HINT_EOF_SPIN,
             failure.sent if failure else None,
         )
@@ -392,12 +392,6 @@ HINT_EOF_SPIN = (
     "Once the client has closed, recv() returns b'' at once, every time: a loop that does "
     "not stop there spins for ever. Check `if not data: break` (compare with b'', not '')."
 )
-
-
-def netlab_eof_limit() -> int:
-    from helpers.netlab import _patches
-
-    return _patches.EOF_SPIN_LIMIT
 
 
 def _crash_hint(crash_hints, exc: BaseException) -> str | None:
@@ -484,8 +478,7 @@ def read_to_eof(sock, server, timeout=REPLY_TIMEOUT):
 
 def abort(sock: socket.socket) -> None:
     """Close with a reset (RST) instead of the polite FIN: a client that vanishes."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-    sock.close()
+    netlab.reset(sock)
 
 
 def send_in_background(sock: socket.socket, data: bytes, shut: bool = True) -> threading.Thread:

@@ -23,6 +23,7 @@ The parts, one module each (each imports only those listed above it):
     _patches.py    how netlab learns what server threads do (server sockets, waits)
     _server.py     serve(), the Server handle and its lifecycle, the registry
     _display.py    Jupyter: show servers' output at the end of each cell, error notes
+    _sockets.py    small socket moves written once (a reset instead of a FIN)
     _process.py    scripts as separate processes (the seed's "two terminals")
     _relay.py      a recording relay between a client and a server: every chunk, FIN, RST
     _diagram.py    sequence diagrams of what the relay recorded (SVG in Jupyter, text elsewhere)
@@ -31,10 +32,12 @@ The parts, one module each (each imports only those listed above it):
 from . import _display, _output, _patches
 from ._addresses import format_address
 from ._diagram import Diagram, sequence_diagram
+from ._patches import EOF_SPIN_LIMIT
 from ._ports import choose_port, free_port, is_free, unused_port
 from ._process import Process, ProcessError, run_script, scratch_dir, start_script
 from ._relay import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Connection, Relay
 from ._server import LifecycleError, Server, ServerError, State, running_servers, serve, stop_all
+from ._sockets import reset
 from ._states import SocketTable, socket_table, table_source, wait_for_state
 from ._waits import ServerStopped
 
@@ -47,6 +50,7 @@ _display.install()
 
 __all__ = [
     "CLIENT_TO_SERVER",
+    "EOF_SPIN_LIMIT",
     "SERVER_TO_CLIENT",
     "Connection",
     "Diagram",
@@ -63,6 +67,7 @@ __all__ = [
     "ServerStopped",
     "State",
     "format_address",
+    "reset",
     "table_source",
     "choose_port",
     "free_port",

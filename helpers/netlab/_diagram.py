@@ -22,7 +22,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from ._relay import CLIENT_TO_SERVER, DIRECTIONS, SERVER_TO_CLIENT, Connection
+from ._wire import CLIENT_TO_SERVER, DIRECTIONS, SERVER_TO_CLIENT, Connection
 
 WIDTH = 72
 LIMIT = 40

@@ -739,11 +739,8 @@ def serve(
     records every socket call the server makes. ``announce=False`` prints nothing
     (a check's own servers); the output is still recorded (``srv.output()``).
     """
-    from . import _display
-
-    _patches.install()
-    _output.route_output()
-    _display.install()
+    _patches.install()  # done at import already; here too for a process that forked since
+    _output.route_output()  # the kernel, pytest or %%capture may have a new stream in place
     name = name or getattr(target, "__name__", "server")
     with _registry_lock:
         previous = _registry.pop(name, None)

@@ -86,17 +86,28 @@ def _decode_address(text: str) -> tuple[str, int]:
     return str(ipaddress.ip_address(raw)), int(port, 16)
 
 
-def _read_proc(path: str, proto: str) -> list[tuple[SocketRow, int]]:
-    """(row, inode) for every line of /proc/net/tcp or tcp6; a missing file gives none."""
+def _read_proc(path: str, proto: str, ports: set[int] | None = None) -> list[tuple[SocketRow, int]]:
+    """(row, inode) for every line of /proc/net/tcp or tcp6; a missing file gives none.
+
+    With ``ports``, only the lines on those ports, picked before decoding: this runs at
+    the end of notebook cells, and the file can hold thousands of TIME_WAIT lines.
+    """
     rows = []
     try:
         with open(path, encoding="ascii") as file:
             lines = file.readlines()[1:]
     except OSError:
         return rows  # tcp6 is absent when IPv6 is disabled
+    needles = [f":{port:04X} " for port in ports] if ports is not None else None
     for line in lines:
+        if needles is not None and not any(needle in line for needle in needles):
+            continue
         fields = line.split()
         if len(fields) < 10:
+            continue
+        if ports is not None and not (
+            int(fields[1][-4:], 16) in ports or int(fields[2][-4:], 16) in ports
+        ):
             continue
         state = TCP_STATES.get(int(fields[3], 16), f"0x{fields[3]}")
         tx_queue, rx_queue = (int(n, 16) for n in fields[4].split(":"))
@@ -116,29 +127,8 @@ _OPENING = frozenset({"SYN_SENT", "SYN_RECV", "NEW_SYN_RECV"})
 
 
 def _rows_on_ports(path: str, ports: set[int]) -> list[SocketRow]:
-    """Like _read_proc, for the lines on ``ports`` only, checked before decoding: this
-    runs at the end of every notebook cell, and /proc/net/tcp can hold thousands of
-    TIME_WAIT lines."""
-    try:
-        with open(path, encoding="ascii") as file:
-            lines = file.readlines()[1:]
-    except OSError:
-        return []
-    rows = []
-    needles = [f":{port:04X} " for port in ports]  # how the file writes a port
-    for line in lines:
-        if not any(needle in line for needle in needles):
-            continue
-        fields = line.split()
-        if len(fields) < 10:
-            continue
-        if int(fields[1][-4:], 16) not in ports and int(fields[2][-4:], 16) not in ports:
-            continue
-        tx_queue, rx_queue = (int(n, 16) for n in fields[4].split(":"))
-        state = TCP_STATES.get(int(fields[3], 16), f"0x{fields[3]}")
-        local, remote = _decode_address(fields[1]), _decode_address(fields[2])
-        rows.append(SocketRow("tcp", local, remote, state, tx_queue=tx_queue, rx_queue=rx_queue))
-    return rows
+    """The rows of one /proc file on ``ports`` (see _read_proc)."""
+    return [row for row, _inode in _read_proc(path, "tcp", ports)]
 
 
 def table_source() -> str:
