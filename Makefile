@@ -11,7 +11,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 NBVAL := --nbval --ignore=notebooks/scratch --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=60
 LINTED := helpers tests bench tools
 
-.PHONY: help install system-tools system-tools-lab lab test lint unit nbval notebooks bench \
+.PHONY: help install system-tools system-tools-lab lab test test-timings lint unit nbval notebooks bench \
 	binder-check ipykernel629-check clean
 
 help:
@@ -19,6 +19,7 @@ help:
 	@echo "make test         lint, unit tests of helpers, strict nbval on every notebook"
 	@echo "make system-tools install the tools notebooks and tests run (nc, telnet, curl, ss,"
 	@echo "                  iperf3, chromium) with apt-get; make lab/test do it first"
+	@echo "make test-timings where make test spends its time (slowest tests)"
 	@echo "make notebooks    re-execute every notebook and store its outputs"
 	@echo "make bench        benchmarks that print figures (not tests)"
 	@echo "make binder-check replay Binder's install without Docker and test in it"
@@ -48,15 +49,22 @@ lab: system-tools-lab $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir="$(CURDIR)" $(ROOT_FLAG) \
 		$(LAB_ARGS) notebooks/00-welcome.ipynb
 
+# `make test` prints its time at the end; `make test-timings` shows where it goes.
 test: system-tools $(STAMP)
-	$(MAKE) --no-print-directory lint unit nbval
+	@start=$$(date +%s); $(MAKE) --no-print-directory lint unit nbval && \
+	echo "make test: passed in $$(( $$(date +%s) - start )) s"
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 
+UNIT_WORKERS ?= 4
 unit: system-tools $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(UNIT_WORKERS) --dist loadgroup tests
+
+test-timings: system-tools $(STAMP)
+	$(BIN)/python -m pytest -q -n $(UNIT_WORKERS) --dist loadgroup --durations=25 tests
+	$(BIN)/python -m pytest -q $(NBVAL) --durations=10 notebooks
 
 nbval: system-tools $(STAMP)
 	$(BIN)/python -m pytest -q $(NBVAL) notebooks

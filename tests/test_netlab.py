@@ -545,3 +545,20 @@ def test_unused_port_has_no_socket_at_all():
     port = netlab.unused_port()
     assert netlab.is_free(port)
     assert netlab.socket_table(port).rows == []
+
+
+def test_netlab_keeps_no_socket_of_a_stopped_server_alive():
+    """Nothing leaks: after stop(), the sockets the server made are freed (netlab holds
+    them weakly), so Python's unclosed-socket warning and close() work as without it."""
+    import gc
+    import weakref
+
+    srv = netlab.serve(echo_forever, port=None, announce=False)
+    with socket.create_connection(srv.address, timeout=5) as client:
+        client.sendall(b"hi")
+        assert client.recv(10) == b"hi"
+        refs = [weakref.ref(s) for s in srv.sockets]
+        assert len(refs) == 2  # the listening socket and the accepted one
+    srv.stop()
+    gc.collect()
+    assert [r() for r in refs] == [None, None]

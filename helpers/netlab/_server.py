@@ -122,7 +122,7 @@ class Server(Group):
         self._finished = threading.Event()
         self._executor: _patches.GroupExecutor | None = None
         self._eof_counts: dict[int, int] = {}
-        # per connection: [socket, bytes sent, [(bytes sent after a send, mark before it)],
+        # per connection: [weakref to the socket, bytes sent, [(bytes sent after a send, mark before it)],
         # (local, peer)]
         self._sends: dict[int, list] = {}
         self._marks: dict[int, int] = {}  # thread ident -> its mark before its last send
@@ -556,14 +556,15 @@ class Server(Group):
         """``nbytes`` are about to go out on connection ``sock``: the lines recorded so far
         come before anything the client does after it has read them."""
         entry = self._sends.get(id(sock))
-        if entry is None or entry[0] is not sock:
+        if entry is None or entry[0]() is not sock:
             if sock.family not in _INET:
                 return  # a UNIX socket (asyncio's self-pipe): no client to judge
             try:
                 ends = (tuple(sock.getsockname()[:2]), tuple(sock.getpeername()[:2]))
             except OSError:
                 return
-            entry = self._sends[id(sock)] = [sock, 0, [], ends]
+            # A weak reference: netlab must not keep a learner's socket open.
+            entry = self._sends[id(sock)] = [weakref.ref(sock), 0, [], ends]
             if len(self._sends) > 256:  # bounded: forget the oldest connection
                 self._sends.pop(next(iter(self._sends)))
         entry[1] += nbytes
@@ -575,7 +576,7 @@ class Server(Group):
     def sent_less(self, sock, missing: int) -> None:
         """A send() took ``missing`` bytes fewer than ``will_send`` counted."""
         entry = self._sends.get(id(sock))
-        if entry is not None and entry[0] is sock and entry[2]:
+        if entry is not None and entry[0]() is sock and entry[2]:
             entry[1] -= missing
             total, number = entry[2][-1]
             entry[2][-1] = (total - missing, number)
