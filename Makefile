@@ -9,7 +9,8 @@ LAB_ARGS ?=
 # Jupyter refuses to run as root unless told; CI and containers often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 NBVAL := --nbval --ignore=notebooks/scratch --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=60
-LINTED := helpers tests bench tools
+LINTED := helpers tests bench tools conftest.py
+UNIT_WORKERS ?= 4
 
 .PHONY: help install system-tools system-tools-lab lab test test-timings lint unit nbval notebooks bench \
 	binder-check ipykernel629-check clean
@@ -50,6 +51,9 @@ lab: system-tools-lab $(STAMP)
 		$(LAB_ARGS) notebooks/00-welcome.ipynb
 
 # `make test` prints its time at the end; `make test-timings` shows where it goes.
+# lint, the unit tests in parallel (conftest.py says how they share the machine), then
+# strict nbval of every notebook, one after another (parallel nbval kernels were seen
+# to die at start: jupyter_client picks their ports by a probe that can race).
 test: system-tools $(STAMP)
 	@start=$$(date +%s); $(MAKE) --no-print-directory lint unit nbval && \
 	echo "make test: passed in $$(( $$(date +%s) - start )) s"
@@ -58,7 +62,6 @@ lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 
-UNIT_WORKERS ?= 4
 unit: system-tools $(STAMP)
 	$(BIN)/python -m pytest -q -n $(UNIT_WORKERS) --dist loadgroup tests
 

@@ -33,7 +33,7 @@ from . import _display, _output, _patches
 from ._addresses import format_address
 from ._diagram import Diagram, sequence_diagram
 from ._patches import EOF_SPIN_LIMIT
-from ._ports import choose_port, free_port, is_free, unused_port
+from ._ports import choose_port, free_port, is_free, preferred_port, unused_port
 from ._process import Process, ProcessError, run_script, scratch_dir, start_script
 from ._relay import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Connection, Relay
 from ._server import LifecycleError, Server, ServerError, State, running_servers, serve, stop_all
@@ -72,6 +72,7 @@ __all__ = [
     "choose_port",
     "free_port",
     "is_free",
+    "preferred_port",
     "run_script",
     "running_servers",
     "scratch_dir",

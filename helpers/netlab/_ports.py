@@ -1,15 +1,47 @@
 """Choosing a port: the seed's 5000 when it is free, else a free one, saying why.
 
 This file never starts a server; it only probes with a socket that it closes at once.
+
+Where several people (or test runs) share one machine's loopback, one 5000 for all
+would let one learner's client reach another learner's server. ``preferred_port()``
+is 5000 unless ``NETLAB_PORT`` names another (a hub administrator can set it per user;
+the tests set one per checkout and worker), and on a JupyterHub (``JUPYTERHUB_USER``
+set) each user gets a port of their own, the same on every run.
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import zlib
 
 from ._waits import IS_WINDOWS
 
-PREFERRED_PORT = 5000
+PREFERRED_PORT = 5000  # the seed's
+_HUB_PORTS = range(20000, 30000)  # below Linux's ephemeral ports (32768-60999)
+
+
+def preferred_port() -> int:
+    """The port a server gets when it is free: 5000, ``NETLAB_PORT``, or a hub user's."""
+    named = os.environ.get("NETLAB_PORT", "").strip()
+    if named.isdigit() and 0 < int(named) < 65536:
+        return int(named)
+    user = os.environ.get("JUPYTERHUB_USER")
+    if user:
+        return _HUB_PORTS.start + zlib.crc32(user.encode()) % len(_HUB_PORTS)
+    return PREFERRED_PORT
+
+
+def preferred_reason() -> str | None:
+    """Why the preferred port is not 5000, in a few words (None when it is 5000)."""
+    if os.environ.get("NETLAB_PORT", "").strip().isdigit():
+        return None  # set on purpose by whoever runs this: nothing to explain
+    if os.environ.get("JUPYTERHUB_USER"):
+        return (
+            f"on this shared JupyterHub your own port is {preferred_port()} instead of "
+            "everyone's 5000"
+        )
+    return None
 
 
 def _probe(host: str, port: int, kind=socket.SOCK_STREAM) -> int:
@@ -45,8 +77,12 @@ def choose_port(
 ) -> tuple[int, str | None]:
     """Return (port, why): ``preferred`` when free, else a free port and the reason.
 
+    5000, the default, stands for ``preferred_port()`` (5000 on most machines).
+
     >>> port, why = choose_port()      # (5000, None) on most machines
     """
+    if preferred == PREFERRED_PORT:
+        preferred = preferred_port()
     if preferred in (None, 0):
         return free_port(host, kind or socket.SOCK_STREAM), None
     if is_free(preferred, host, kind):

@@ -43,7 +43,7 @@ import weakref
 
 from . import _output, _patches
 from ._addresses import connectable, format_address, is_wildcard
-from ._ports import choose_port, free_port
+from ._ports import choose_port, free_port, preferred_port, preferred_reason
 from ._states import in_flight, table_source
 from ._tracebacks import format_traceback, where
 from ._waits import IS_WINDOWS, Group, ServerStopped, block_interrupts
@@ -747,6 +747,8 @@ def serve(
         previous = _registry.pop(name, None)
     if previous is not None:
         previous.stop()
+    if port == 5000:
+        port = preferred_port()  # 5000, unless this machine is shared (see _ports.py)
     chosen, why = choose_port(port)
     because = ""
     if why:
@@ -756,8 +758,13 @@ def serve(
         else:
             who = "another program"
             if port == 5000:
-                who += " (often another notebook's kernel: shut it down; on macOS, the AirPlay Receiver)"
+                who += (
+                    " (often another notebook's kernel: shut it down; on macOS, the "
+                    "AirPlay Receiver)"
+                )
         because = f" ({why} by {who})"
+    elif preferred_reason() and chosen == preferred_port():
+        because = f" ({preferred_reason()})"
     server = _start_server(target, args, name, chosen, trace, timeout, not announce)
     if server is None:  # another program took the port between our probe and the bind
         chosen = free_port()
