@@ -3,7 +3,7 @@
     from helpers.exercises import nb03
     nb03.check_recv_exactly(recv_exactly)     # shows a verdict: ✓ and ✗ with hints
 
-One module per notebook (``nb02`` ... ``nb07``) holds its exercises, each a
+One module per notebook (``nb01`` ... ``nb07``) holds its exercises, each a
 ``check_<name>(function)`` returning a ``Verdict``; ``solutions/`` holds the reference
 solutions that the tests run. ``_checker.py`` is the machinery shared by all.
 """

@@ -1,7 +1,7 @@
 """The machinery of exercise checks: run learner code, attack it with real sockets, judge.
 
 Rules of this file:
-- It knows no exercise. ``nb02.py``, ``nb03.py``, ... say what to send and what must come
+- It knows no exercise. ``nb01.py``, ``nb02.py``, ... say what to send and what must come
   back; this file runs the learner's function (a server through ``netlab.serve``, or a
   client function in a worker thread), provides the attacking sockets on 127.0.0.1 and
   turns what happened into a ``Verdict``.

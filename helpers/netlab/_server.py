@@ -113,7 +113,7 @@ class Server(Group):
         self._state = State.STARTING
         self._state_lock = threading.Lock()
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
-        self._socketservers: weakref.WeakSet = weakref.WeakSet()
+        self._socketservers: list = []  # kept: srv.socketserver works after the function returns
         self._conditions: weakref.WeakSet = weakref.WeakSet()
         self._loops: weakref.WeakSet = weakref.WeakSet()
         self._errors: list[BaseException] = []
@@ -520,7 +520,7 @@ class Server(Group):
 
     def adopt_socketserver(self, server) -> None:
         server._netlab_group = self
-        self._socketservers.add(server)
+        self._socketservers.append(server)
 
     def waiting_on(self, cond) -> None:
         self._conditions.add(cond)

@@ -1,0 +1,406 @@
+"""Exercises of notebook 01, your first server and client: each ``check_<name>(function)``.
+
+    from helpers.exercises import nb01
+    nb01.check_hello_server(hello_server)
+    nb01.check_fetch(fetch)
+
+``hello_server`` runs with netlab and meets a real client, which reads until the end; a
+connection the function left for Python to close shows as the ResourceWarning it causes.
+``fetch`` meets a real server of the check's own, run by netlab too, that sends its
+greeting in two parts with a pause between them (one recv() is not enough), then closes.
+
+A learner's client function is watched from inside its own thread (``_Watched``: the
+profiler hook of that thread sees every socket method it calls), so the check knows the
+sockets it used, with their timeouts, without searching the whole interpreter; if the
+function overruns, closing exactly those sockets ends it (a recv() that spins on b''
+then raises), and the server never sees a client it did not expect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import socket
+import sys
+import threading
+import warnings
+
+from helpers import netlab
+
+from ._checker import (
+    EOF_TIMEOUT,
+    Failure,
+    NotDone,
+    call_bounded,
+    connect,
+    describe_exception,
+    read_to_eof,
+    run_checks,
+    serving,
+    show_bytes,
+)
+
+
+def _guarded(checks):
+    """``checks`` with each one made safe: an exception that no check expected becomes a
+    failure with a hint, so the learner always gets a verdict, never a traceback."""
+
+    def guard(check):
+        def guarded():
+            try:
+                check()
+            except (Failure, NotDone):
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported in the verdict
+                raise Failure(
+                    f"the check could not go on: {describe_exception(exc)}",
+                    "Something unexpected happened while checking your function: run its "
+                    "cell again, then this check; if it happens again, read the exception.",
+                ) from None
+
+        return guarded
+
+    return [(title, guard(check)) for title, check in checks]
+
+
+# --- Exercise 1: hello_server ------------------------------------------------------------
+
+GREETING = b"Hello, 127.0.0.1"  # what a client on this machine must receive
+
+HINT_CLOSE = (
+    "Close the connection after sending (c.close()): the client reads until the end, "
+    "and the end comes only when you close."
+)
+HINT_TEXT = (
+    "addr[0] is the client's IP; build the text with an f-string, then encode() it: "
+    "c.send(f'Hello, {addr[0]}'.encode())."
+)
+HINT_ADDR_PAIR = (
+    "addr is a pair, (IP, port): send only the IP, addr[0]: c.send(f'Hello, {addr[0]}'.encode())."
+)
+HINT_SILENT = (
+    "Right after accept(), send the greeting (the client sends nothing, so do not wait "
+    "for it with recv()), then close the connection."
+)
+HINT_ONE_CLIENT = (
+    "Serve one client, then return: break out of the loop (or return) after you have "
+    "closed the connection."
+)
+HINT_LOOPBACK = (
+    "Bind ('127.0.0.1', port): '' and '0.0.0.0' mean every network interface, so other "
+    "computers on your network could connect too."
+)
+
+
+def _server_crash_hint(exc):
+    if isinstance(exc, AttributeError) and "tuple" in str(exc):
+        return HINT_ADDR_PAIR
+    return None
+
+
+def check_hello_server(hello_server) -> object:
+    """Attack ``hello_server(port)``: one client gets b'Hello, 127.0.0.1', then the end."""
+
+    def greeted(server, sent):
+        with connect(server) as sock:
+            client_port = sock.getsockname()[1]
+            data, how = read_to_eof(sock, server)
+        # the client's port changes on every run: the verdict names it, not its number
+        shown = show_bytes(data).replace(str(client_port), "<client port>")
+        if data == GREETING and how == "eof":
+            return
+        if data == GREETING:
+            raise Failure("the greeting came, but the connection stayed open", HINT_CLOSE, sent)
+        if not data and how == "timeout":
+            raise Failure("nothing came while the client waited", HINT_SILENT, sent)
+        if not data:
+            raise Failure(
+                "the connection ended before anything came",
+                "Send the greeting before you close the connection: "
+                "c.send(f'Hello, {addr[0]}'.encode()), then c.close().",
+                sent,
+            )
+        hint = HINT_ADDR_PAIR if str(client_port).encode() in data else HINT_TEXT
+        raise Failure(f"the client received {shown}, expected {show_bytes(GREETING)}", hint, sent)
+
+    def one_client():
+        with serving(hello_server, _server_crash_hint) as server:
+            greeted(server, "a client connects and reads until the end")
+
+    def loopback_only():
+        with serving(hello_server, _server_crash_hint) as server:
+            host = server.bound_address[0] if server.bound_address else "127.0.0.1"
+            if host != "127.0.0.1":
+                raise Failure(
+                    f"it listens on {host!r}: every network interface",
+                    HINT_LOOPBACK,
+                    "where the server's socket is bound",
+                )
+
+    run = {}  # what the third check saw, judged again by the fourth
+    sent_then_return = "a client connects and reads until the end; then the server should return"
+
+    def returns():
+        sent = sent_then_return
+        with warnings.catch_warnings(record=True) as caught:
+            # A socket nobody closed is closed by Python when the function that holds it
+            # returns, with a warning "unclosed <... raddr=...>": record it for check 4.
+            warnings.simplefilter("always", ResourceWarning)
+            with serving(hello_server, _server_crash_hint) as server:
+                greeted(server, sent)
+                try:
+                    server.wait(EOF_TIMEOUT)
+                except TimeoutError:
+                    raise Failure(
+                        f"your server was still running {EOF_TIMEOUT:g} s after its client "
+                        "had gone (waiting in accept() for another one?)",
+                        HINT_ONE_CLIENT,
+                        sent,
+                    ) from None
+                except netlab.ServerError:
+                    pass  # it crashed: serving() reports the exception
+        mine = f"laddr=('127.0.0.1', {server.port}), raddr="
+        run["unclosed"] = any(
+            issubclass(w.category, ResourceWarning) and mine in str(w.message) for w in caught
+        )
+
+    def closes_the_connection():
+        if run.get("unclosed"):
+            raise Failure(
+                "your function returned without closing the client's connection (Python "
+                "closed it afterwards, and warned: ResourceWarning: unclosed socket)",
+                "Close the connection yourself, c.close(), once the greeting is sent: a "
+                "server that goes on serving would leave it open, and the client waiting.",
+                sent_then_return,
+            )
+
+    return run_checks(
+        "hello_server",
+        _guarded(
+            [
+                (f"a client receives {show_bytes(GREETING)}, then the end", one_client),
+                ("listens on 127.0.0.1 only", loopback_only),
+                ("returns after its one client", returns),
+                ("closes the connection itself", closes_the_connection),
+            ]
+        ),
+    )
+
+
+# --- Exercise 2: fetch ---------------------------------------------------------------------
+
+FIRST, SECOND = b"Thank you ", b"for connecting"
+PAUSE = 1.0  # the check's server sends SECOND this long after FIRST (or once fetch returned)
+FETCH_TIMEOUT = PAUSE + 3.0  # fetch gets this long in all: 3 s more than the server needs
+_READS = {"recv", "recv_into", "recvfrom", "recvfrom_into", "recvmsg", "recvmsg_into"}
+
+HINT_EOF = (
+    "Once the server has closed, recv() returns b'' at once, every time, so a loop that "
+    "does not stop on b'' spins for ever: break out of the loop when recv() returns b'' "
+    "(compare with b'', not '')."
+)
+HINT_ONE_RECV = (
+    "One recv() returns what has arrived so far, here only the first part: call recv() "
+    "in a loop, collecting the chunks, until it returns b'' (the server closed)."
+)
+HINT_DECODE = "Return a str: decode() the bytes you received (received.decode())."
+HINT_TIMEOUT = (
+    "Give the socket a timeout before you read: s.settimeout(5) (or "
+    "socket.create_connection(('127.0.0.1', port), timeout=5)). Without one, a server that "
+    "never answers keeps fetch waiting in recv() forever."
+)
+
+
+class _Overran(BaseException):
+    """Raised inside a learner's function that still ran after its sockets were closed."""
+
+
+class _Watched:
+    """A learner's function, called so that the check sees the sockets it uses.
+
+    While the function runs, its thread's profiler hook (``sys.setprofile`` acts on the
+    calling thread only) notes every socket whose methods it calls, and the socket's
+    timeout at each read. Nothing else changes: the calls are the socket module's own.
+    """
+
+    def __init__(self, func):
+        self.func = func
+        self.thread: threading.Thread | None = None
+        self.sockets: dict[int, socket.socket] = {}  # kept alive: the check closes them
+        self.read_timeouts: list[float | None] = []
+
+    def __call__(self, *args):
+        self.thread = threading.current_thread()
+        previous = sys.getprofile()
+        sys.setprofile(self._profile)
+        try:
+            return self.func(*args)
+        finally:
+            sys.setprofile(previous)
+
+    def _profile(self, frame, event, arg) -> None:
+        if event != "c_call":
+            return
+        sock = getattr(arg, "__self__", None)
+        if isinstance(sock, socket.socket):
+            self.sockets[id(sock)] = sock
+            if getattr(arg, "__name__", "") in _READS:
+                self.read_timeouts.append(sock.gettimeout())
+
+    def end(self, port: int) -> None:
+        """The function overran: close its sockets connected to ``port``.
+
+        A shutdown wakes a recv() that waits; after the close, the next recv() of a loop
+        that spins on b'' raises OSError, and the loop ends. A function that survives
+        even that (it catches every error) is interrupted with an exception.
+        """
+        for sock in list(self.sockets.values()):
+            try:
+                connected_here = sock.getpeername()[1] == port
+            except (OSError, IndexError, TypeError):
+                continue
+            if connected_here:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+        thread = self.thread
+        if thread is not None and thread.is_alive():
+            thread.join(0.5)
+        if thread is not None and thread.is_alive() and thread.ident is not None:
+            set_async_exc = getattr(
+                getattr(ctypes, "pythonapi", None), "PyThreadState_SetAsyncExc", None
+            )
+            if set_async_exc is not None:
+                set_async_exc(ctypes.c_ulong(thread.ident), ctypes.py_object(_Overran))
+
+    def close_all(self) -> None:
+        """Close what the function left open (so Python does not warn about it later)."""
+        for sock in self.sockets.values():
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def _fetch_error_hint(error: BaseException) -> str:
+    if isinstance(error, ConnectionRefusedError):
+        return (
+            "Connect to ('127.0.0.1', port), with the port that fetch is given: nothing "
+            "listened where your function connected."
+        )
+    if isinstance(error, TimeoutError):
+        return (
+            f"The server pauses about {PAUSE:g} s between the two parts, and your timeout "
+            "was shorter: give the socket a few seconds, s.settimeout(5), as the client above."
+        )
+    if isinstance(error, OSError) and error.errno in (errno.EBADF, errno.ENOTSOCK):
+        return (
+            "Your function used the socket after close(): close it only after the loop, "
+            "once recv() has returned b''."
+        )
+    if isinstance(error, TypeError) and "bytes" in str(error):
+        return (
+            "recv() returns bytes: collect them in bytes (received = b'', not ''), add each "
+            "chunk, and decode() once at the end."
+        )
+    return "Read the exception: fetch must return everything the server sent, as a str."
+
+
+def check_fetch(fetch) -> object:
+    """Run ``fetch(port)`` against a real server that sends its greeting in two parts."""
+    name = getattr(fetch, "__name__", "fetch")
+    subject = name if name.isidentifier() else "fetch"
+    sent = (
+        f"a server that sends {FIRST!r}, then {SECOND!r} about {PAUSE:g} s later, "
+        "then closes the connection"
+    )
+    run = {}  # what the first check saw, judged again by the second
+
+    def both_parts():
+        returned = threading.Event()
+        accepted = threading.Event()
+
+        def fetch_server(port):  # the check's server: a greeting in two parts, then the end
+            with socket.socket() as listener:
+                listener.bind(("127.0.0.1", port))
+                listener.listen(1)
+                conn, _ = listener.accept()
+                accepted.set()
+                with conn:
+                    conn.sendall(FIRST)
+                    returned.wait(PAUSE)  # the rest comes later, or once fetch has returned
+                    with contextlib.suppress(OSError):  # the client may be gone already
+                        conn.sendall(SECOND)
+
+        watched = _Watched(fetch)
+        server = netlab.serve(
+            fetch_server, port=None, name=f"check-{subject}-server", announce=False
+        )
+        try:
+            call = call_bounded(
+                watched,
+                server.port,
+                timeout=FETCH_TIMEOUT,
+                on_timeout=lambda: watched.end(server.port),
+            )
+        finally:
+            returned.set()
+            server.stop()
+            watched.close_all()
+        run["timeouts"] = watched.read_timeouts
+        if not call.finished:
+            raise Failure(
+                f"it was still running {FETCH_TIMEOUT - PAUSE:g} s after the server had closed",
+                HINT_EOF,
+                sent,
+            )
+        if call.error is not None:
+            raise Failure(
+                f"it raised {describe_exception(call.error)}", _fetch_error_hint(call.error), sent
+            )
+        if not accepted.is_set():
+            raise Failure(
+                "it never connected to the check's server",
+                "Connect to ('127.0.0.1', port), with the port that fetch is given.",
+                sent,
+            )
+        result, expected = call.result, (FIRST + SECOND).decode()
+        if isinstance(result, bytes | bytearray):
+            raise Failure(f"it returned bytes, {show_bytes(result)}", HINT_DECODE, sent)
+        if result == FIRST.decode():
+            raise Failure(f"it returned {result!r}: only the first part", HINT_ONE_RECV, sent)
+        if result is None:
+            raise Failure(
+                "it returned None",
+                "Return the text: `return received.decode()` (a function without a "
+                "return statement returns None).",
+                sent,
+            )
+        if isinstance(result, str) and result.startswith(("b'", 'b"')):
+            raise Failure(
+                f"it returned {result[:60]!r}",
+                "str(data) gives the text \"b'...'\", quotes and all: decode the bytes "
+                "instead, data.decode().",
+                sent,
+            )
+        if result != expected:
+            raise Failure(
+                f"it returned {str(result)[:60]!r}, expected {expected!r}",
+                "Collect every chunk until recv() returns b'', then return them decoded: "
+                "received.decode().",
+                sent,
+            )
+
+    def with_timeout():
+        timeouts = run.get("timeouts", [])
+        if any(timeout is None for timeout in timeouts):
+            raise Failure("it called recv() on a socket without a timeout", HINT_TIMEOUT, sent)
+
+    return run_checks(
+        subject,
+        _guarded(
+            [
+                ("returns the whole greeting, sent in two parts, as a str", both_parts),
+                ("reads with a timeout, so a silent server cannot hang it", with_timeout),
+            ]
+        ),
+    )
