@@ -562,3 +562,46 @@ def test_netlab_keeps_no_socket_of_a_stopped_server_alive():
     srv.stop()
     gc.collect()
     assert [r() for r in refs] == [None, None]
+
+
+def test_server_socket_calls_keep_their_semantics():
+    """netlab splits a server's blocking calls in two (wait, then a call that does not
+    block); what the call returns must not change: MSG_WAITALL still waits for all,
+    a blocking send() still sends everything, a timeout is still TimeoutError."""
+    results = {}
+
+    def server(port):
+        s = socket.socket()
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        c, _ = s.accept()
+        with c:
+            results["waitall"] = c.recv(10, socket.MSG_WAITALL)
+            buffer = bytearray(5)
+            results["into"] = (c.recv_into(buffer, 5, socket.MSG_WAITALL), bytes(buffer))
+            results["sent"] = c.send(b"x" * 4_000_000)  # more than the buffers hold
+            c.settimeout(0.2)
+            try:
+                c.recv(1)
+            except TimeoutError as exc:
+                results["timeout"] = str(exc)
+            results["eof"] = c.recv(10, socket.MSG_WAITALL)
+
+    srv = netlab.serve(server, port=None, announce=False)
+    with socket.create_connection(srv.address, timeout=5) as client:
+        for byte in b"0123456789abcde":
+            client.sendall(bytes([byte]))
+            assert srv.wait_quiet(5)  # the server has taken it and waits for more
+        received = 0
+        while received < 4_000_000:
+            received += len(client.recv(1 << 20))
+        assert srv.wait_quiet(5)  # the server's recv with its 0.2 s timeout is awaited
+        client.sendall(b"XY")
+    srv.wait(5)
+    assert results == {
+        "waitall": b"0123456789",
+        "into": (5, b"abcde"),
+        "sent": 4_000_000,
+        "timeout": "timed out",
+        "eof": b"XY",
+    }

@@ -39,6 +39,7 @@ import time
 from ._waits import ServerStopped, Wait, deadline_after, fds_ready, owner
 
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_WAITALL = getattr(socket, "MSG_WAITALL", 0)
 _installed = False
 _install_lock = threading.Lock()
 EOF_SPIN_LIMIT = 100  # recv() returning b'' this often in a row on one socket: a loop
@@ -85,14 +86,39 @@ class ServerSocket(socket.socket):
         return result
 
     def recv(self, bufsize, flags=0):
-        data = self._tracked(False, super().recv, bufsize, flags | _dontwait(self))
+        if flags & _WAITALL and self.type == socket.SOCK_STREAM and bufsize > 0:
+            buffer = bytearray(bufsize)
+            n = self._recv_all(buffer, bufsize, flags)
+            data = bytes(buffer[:n])
+        else:
+            data = self._tracked(False, super().recv, bufsize, flags | _dontwait(self))
         _after_recv(self, "recv", (bufsize,), data, len(data))
         return data
 
     def recv_into(self, buffer, nbytes=0, flags=0):
-        n = self._tracked(False, super().recv_into, buffer, nbytes, flags | _dontwait(self))
+        if flags & _WAITALL and self.type == socket.SOCK_STREAM:
+            with memoryview(buffer) as view:
+                n = self._recv_all(view, nbytes or view.nbytes, flags)
+        else:
+            n = self._tracked(False, super().recv_into, buffer, nbytes, flags | _dontwait(self))
         _after_recv(self, "recv_into", (), n, n)
         return n
+
+    def _recv_all(self, buffer, nbytes: int, flags: int) -> int:
+        """MSG_WAITALL kept: wait (known) until ``nbytes`` came, the peer closed, or the
+        socket's timeout; the real calls never block (MSG_WAITALL with MSG_DONTWAIT
+        would return what has arrived)."""
+        flags &= ~_WAITALL
+        with memoryview(buffer) as view, view.cast("B") as target:
+            got = 0
+            while got < nbytes:
+                n = self._tracked(
+                    False, super().recv_into, target[got:nbytes], 0, flags | _dontwait(self)
+                )
+                if n == 0:
+                    break  # the peer closed: what came is all there is
+                got += n
+        return got
 
     def recvfrom(self, bufsize, flags=0):
         result = self._tracked(False, super().recvfrom, bufsize, flags | _dontwait(self))
