@@ -22,6 +22,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+from ._addresses import format_address
 from ._wire import CLIENT_TO_SERVER, DIRECTIONS, SERVER_TO_CLIENT, Connection
 
 WIDTH = 72
@@ -182,11 +183,10 @@ def _lane_names(connection: Connection, addresses: bool) -> tuple[str, str]:
     if not addresses:
         return "client", "server"
 
-    def fmt(address) -> str:
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-    return f"client {fmt(connection.client)}", f"server {fmt(connection.server)}"
+    return (
+        f"client {format_address(connection.client)}",
+        f"server {format_address(connection.server)}",
+    )
 
 
 # --- text ------------------------------------------------------------------------------

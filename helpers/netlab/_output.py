@@ -23,6 +23,7 @@ Rules of this file:
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import weakref
@@ -49,10 +50,11 @@ _main_at_line_start = {"stdout": True, "stderr": True}
 class Log:
     """The lines one server wrote, in the order they were recorded."""
 
-    def __init__(self, label: str, on_runaway):
+    def __init__(self, label: str, on_runaway, clock=None):
         self.label = label
         self._lock = threading.Lock()
-        self._lines: list[tuple[str, str]] = []  # (stream, line)
+        self._lines: list[tuple[str, str, tuple]] = []  # (stream, line, order key)
+        self._clock = clock or (lambda: (0, 0))  # the order key of a line (Group.clock)
         self._first = 0  # number of the first line kept (older ones were dropped)
         self._shown = 0  # number of the next line to show
         self._mark = 0  # lines before this one happened before the server's last send
@@ -80,7 +82,8 @@ class Log:
                 last = last[LINE_LIMIT:]
             if last:
                 self._partial[key] = last
-            self._append(stream, pieces)
+            if pieces:
+                self._append(stream, pieces, self._clock())
             runaway = self._first + len(self._lines) - self._shown >= RUNAWAY_LINES
             if runaway:
                 self.runaway = True
@@ -98,11 +101,12 @@ class Log:
         raise ServerStopped("netlab: this server was stopped; its threads may not print")
 
     def note(self, stream: str, line: str) -> None:
+        order = self._clock()
         with self._lock:
-            self._append(stream, line.split("\n"))
+            self._append(stream, line.split("\n"), order)
 
-    def _append(self, stream: str, lines) -> None:
-        self._lines.extend((stream, line) for line in lines)
+    def _append(self, stream: str, lines, order=(math.inf, 0)) -> None:
+        self._lines.extend((stream, line, order) for line in lines)
         excess = len(self._lines) - KEEP_LINES
         if excess > 0:
             del self._lines[:excess]
@@ -112,7 +116,7 @@ class Log:
         """A thread ended: what it wrote without a final newline becomes a line."""
         with self._lock:
             for key in [k for k in self._partial if k[0] == ident]:
-                self._append(key[1], [self._partial.pop(key)])
+                self._append(key[1], [self._partial.pop(key)], self._clock())
 
     def end_all(self) -> None:
         with self._lock:
@@ -135,13 +139,13 @@ class Log:
             dropped = start - self._shown
             entries = self._lines[start - self._first : end - self._first]
             self._shown = end
-        emit(self.label, entries, dropped)
+        emit(self.label, _in_order(entries), dropped)
 
     # --- reading (the main thread) -------------------------------------------------------
 
     def text(self) -> str:
         with self._lock:
-            return "".join(f"{line}\n" for _, line in self._lines)
+            return "".join(f"{line}\n" for _, line, _ in self._lines)
 
     def take(self, up_to_mark: bool = False) -> tuple[list[tuple[str, str]], int]:
         """The lines not shown yet (only those before the mark if ``up_to_mark``), and
@@ -154,7 +158,7 @@ class Log:
             dropped = start - self._shown
             entries = self._lines[start - self._first : end - self._first]
             self._shown = max(self._shown, end)
-            return entries, dropped
+        return _in_order(entries), dropped
 
     def pending(self) -> bool:
         with self._lock:
@@ -163,6 +167,11 @@ class Log:
     def show(self, up_to_mark: bool = False) -> None:
         entries, dropped = self.take(up_to_mark)
         emit(self.label, entries, dropped)
+
+
+def _in_order(entries) -> list[tuple[str, str]]:
+    """(stream, line) pairs sorted by their order keys (see Group.clock); stable."""
+    return [(stream, line) for stream, line, _ in sorted(entries, key=lambda e: e[2])]
 
 
 def emit(label: str, entries, dropped: int = 0) -> None:

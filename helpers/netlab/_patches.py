@@ -211,21 +211,12 @@ def _mark(sock, name: str, data) -> None:
         )
         raise error
     group.mark(sock, name, data)
-    if data is not None and type(sock) is ServerSocket and sock.type == socket.SOCK_STREAM:
-        # Plain TCP only (TLS puts other bytes on the wire). Counted before the call: a client may read the bytes (and print) before this
-        # thread runs again. A short send is corrected after it (``_traced``).
-        with memoryview(data) as view:
-            group.will_send(sock, view.nbytes)
 
 
 def _traced(sock, name: str, data, result) -> None:
     group = owner()
     if group is not None:
         group.socket_call(sock, name, (data,), result)
-        if result is not None and type(sock) is ServerSocket and name == "send":
-            with memoryview(data) as view:
-                if result < view.nbytes:
-                    group.sent_less(sock, view.nbytes - result)
 
 
 def _after_recv(sock, name: str, args, result, nbytes) -> None:

@@ -50,6 +50,7 @@ from ._waits import IS_WINDOWS, Group, ServerStopped, block_interrupts
 
 READY_TIMEOUT = 5.0
 SETTLE_TIMEOUT = 5.0
+PRINT_SETTLE = 1.0
 STOP_TIMEOUT = 2.0
 _TRACE_PREVIEW = 40
 _INET = (socket.AF_INET, socket.AF_INET6)
@@ -107,7 +108,7 @@ class Server(Group):
         self.port = port
         self.bound_address: tuple | None = None
         self.trace = trace
-        self.log = _output.Log(f"[{name}]", self._printed_too_much)
+        self.log = _output.Log(f"[{name}]", self._printed_too_much, self.clock)
         self._target = target
         self._args = args
         self._state = State.STARTING
@@ -122,10 +123,6 @@ class Server(Group):
         self._finished = threading.Event()
         self._executor: _patches.GroupExecutor | None = None
         self._eof_counts: dict[int, int] = {}
-        # per connection: [weakref to the socket, bytes sent, [(bytes sent after a send, mark before it)],
-        # (local, peer)]
-        self._sends: dict[int, list] = {}
-        self._marks: dict[int, int] = {}  # thread ident -> its mark before its last send
         self._stop_reason: str | None = None
         self._main: threading.Thread | None = None
         self._widget = None
@@ -214,10 +211,13 @@ class Server(Group):
         self._print_log()
         self._raise_if_crashed()
 
-    def wait_quiet(self, timeout: float = SETTLE_TIMEOUT, *, kernel: bool = True) -> bool:
+    def wait_quiet(
+        self, timeout: float = SETTLE_TIMEOUT, *, kernel: bool = True, deadlines: bool = True
+    ) -> bool:
         """Wait until the server is settled (see the rules above); False if it is still
         busy after ``timeout`` seconds. ``kernel=False`` skips asking the kernel about
-        bytes in flight (serve() does, when no client can know the port yet)."""
+        bytes in flight (serve() does, when no client can know the port yet);
+        ``deadlines=False`` does not wait for the deadlines of waits ("settled now")."""
         horizon = time.monotonic() + timeout
         while True:
             with self.cond:
@@ -240,7 +240,7 @@ class Server(Group):
             with self.cond:
                 if self._version != version:
                     continue  # something changed meanwhile: look again
-                if until > horizon:
+                if until > horizon or not deadlines:
                     return True
                 # let a near deadline pass, then look again
                 self.cond.wait(min(max(0.0, until - time.monotonic()), _SLICE))
@@ -550,63 +550,7 @@ class Server(Group):
 
     def mark(self, sock, name: str, data) -> None:
         self.activity()
-        self._marks[threading.get_ident()] = self.log.mark()
-
-    def will_send(self, sock, nbytes: int) -> None:
-        """``nbytes`` are about to go out on connection ``sock``: the lines recorded so far
-        come before anything the client does after it has read them."""
-        entry = self._sends.get(id(sock))
-        if entry is None or entry[0]() is not sock:
-            if sock.family not in _INET:
-                return  # a UNIX socket (asyncio's self-pipe): no client to judge
-            try:
-                ends = (tuple(sock.getsockname()[:2]), tuple(sock.getpeername()[:2]))
-            except OSError:
-                return
-            # A weak reference: netlab must not keep a learner's socket open.
-            entry = self._sends[id(sock)] = [weakref.ref(sock), 0, [], ends]
-            if len(self._sends) > 256:  # bounded: forget the oldest connection
-                self._sends.pop(next(iter(self._sends)))
-        entry[1] += nbytes
-        marks = entry[2]
-        if len(marks) >= 64:
-            del marks[:32]  # bounded: old marks only ever move lines earlier
-        marks.append((entry[1], self._marks.get(threading.get_ident(), 0)))
-
-    def sent_less(self, sock, missing: int) -> None:
-        """A send() took ``missing`` bytes fewer than ``will_send`` counted."""
-        entry = self._sends.get(id(sock))
-        if entry is not None and entry[0]() is sock and entry[2]:
-            entry[1] -= missing
-            total, number = entry[2][-1]
-            entry[2][-1] = (total - missing, number)
-
-    def show_known(self, rows_on_ports) -> None:
-        """Show the lines recorded before a send whose bytes the client has read."""
-        if not self._sends or not self.log.pending():
-            return
-        ports = set()
-        entries = []
-        for entry in list(self._sends.values()):
-            local, peer = entry[3]
-            ports.add(local[1])
-            entries.append((entry, local, peer))
-        rows = rows_on_ports(ports) if ports else None
-        if not rows:
-            return
-        by_ends = {(r.local, r.remote): r for r in rows}
-        through = 0
-        for entry, local, peer in entries:
-            theirs = by_ends.get((peer, local))
-            if theirs is None or theirs.bytes_received is None:
-                continue  # the client's end is gone, or this kernel does not say
-            # What arrived at the client, minus what still waits in its receive queue.
-            read_by_client = theirs.bytes_received - theirs.rx_queue
-            for total, number in entry[2]:
-                if total <= read_by_client:
-                    through = max(through, number)
-        if through:
-            self.log.show_through(through)
+        self.log.mark()
 
     def eof_spin(self, sock, at_eof: bool) -> None:
         key = id(sock)
@@ -680,18 +624,21 @@ class Server(Group):
         self._started.set()
 
 
-def _show_known_lines() -> None:
-    """Before the main thread prints: each server's lines known to come first."""
-    from ._netlink import rows_on_ports
-
-    if table_source() != "proc":
-        return  # only the kernel's table knows what a client has read
+def _settle_before_main_prints() -> None:
+    """Before the main thread prints a line: let every server finish what it can do now
+    (no waiting for its deadlines, and never stopping it), then show its lines. So a
+    server's reaction to what the cell did comes before the cell's next line, on every
+    run: the server cannot have done more, and the cell cannot have done anything else
+    meanwhile. A server still busy after ``PRINT_SETTLE`` seconds is left to the end of
+    the cell."""
     for server in registered_servers():
-        if not server.silent and server._sends:
-            server.show_known(rows_on_ports)
+        if server.silent or server.state == "stopped":
+            continue
+        if server.wait_quiet(PRINT_SETTLE, deadlines=False):
+            server.log.show()
 
 
-_output.before_main_write = _show_known_lines
+_output.before_main_write = _settle_before_main_prints
 
 
 # The main thread waits in slices: a lock wait is woken by a signal only if the signal

@@ -30,6 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from ._addresses import format_address
 from ._netlink import TCP_STATES, in_flight_by_netlink
 
 STATE_NAMES = frozenset(TCP_STATES.values())
@@ -344,8 +345,7 @@ class SocketTable:
 
     def address_text(self, address: tuple[str, int]) -> str:
         host, port = address
-        host = f"[{host}]" if ":" in host else host
-        return f"{host}:{self._port_text(port)}"
+        return format_address((host, self._port_text(port)))
 
     def process_text(self, pid: int | None) -> str:
         if pid is None:

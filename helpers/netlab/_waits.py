@@ -85,13 +85,24 @@ def fds_ready(fds) -> bool:
 class Wait:
     """One wait of one thread: on fds (readiness), a wake-up, or only a deadline."""
 
-    __slots__ = ("what", "fds", "deadline", "woken", "key", "poll_loop", "target", "timeout")
+    __slots__ = (
+        "what",
+        "fds",
+        "deadline",
+        "woken",
+        "key",
+        "poll_loop",
+        "target",
+        "timeout",
+        "clock_from",
+    )
 
     def __init__(self, what: str, fds=(), deadline=None, key=None, target=None):
         self.what = what  # "socket", "select", "selector", "condition", "join"
         self.fds = fds
         self.deadline = deadline
         self.timeout = None if deadline is None else round(deadline - time.monotonic(), 3)
+        self.clock_from = 0  # the waker's clock (see Group.clock)
         self.woken = False
         self.key = key if key is not None else what
         self.poll_loop = False
@@ -109,10 +120,21 @@ class Wait:
 
 
 class _ThreadInfo:
-    __slots__ = ("wait", "activity", "last_key", "last_expired", "activity_at_last", "last_timeout")
+    __slots__ = (
+        "wait",
+        "activity",
+        "last_key",
+        "last_expired",
+        "activity_at_last",
+        "last_timeout",
+        "clock",
+        "order",
+    )
 
-    def __init__(self):
+    def __init__(self, order: int = 0, clock: int = 0):
         self.wait: Wait | None = None
+        self.clock = clock  # a Lamport clock: see Group.clock
+        self.order = order  # the thread's place among the group's threads
         self.activity = 0
         self.last_key = None
         self.last_timeout = None
@@ -137,6 +159,7 @@ class Group:
         self.name = name
         self.cond = threading.Condition(threading.Lock())
         self._infos: dict[threading.Thread, _ThreadInfo] = {}
+        self._threads_seen = 0
         self._version = 0
         self.stopping = False  # set by stop(): every wait of the group raises ServerStopped
         self.stop_event = threading.Event()
@@ -148,16 +171,37 @@ class Group:
     def add_thread(self, thread: threading.Thread) -> None:
         thread._netlab_group = self
         with self.cond:
-            self._infos.setdefault(thread, _ThreadInfo())
+            parent = self._infos.get(threading.current_thread())
+            if thread not in self._infos:
+                self._threads_seen += 1
+                self._infos[thread] = _ThreadInfo(self._threads_seen, parent.clock if parent else 0)
             self._changed()
 
     def thread_done(self, thread: threading.Thread) -> None:
         with self.cond:
-            self._infos.pop(thread, None)
+            done = self._infos.pop(thread, None)
             for info in self._infos.values():
                 if info.wait is not None and info.wait.target is thread:
                     info.wait.woken = True
+                    if done is not None:
+                        info.wait.clock_from = max(info.wait.clock_from, done.clock)
             self._changed()
+
+    def clock(self) -> tuple:
+        """The order key of a line the current thread records now: (clock, thread).
+
+        Lamport's clocks: each line ticks its thread's clock; a thread woken by another
+        of the group (notify, the end of a joined thread) or started by it takes the
+        larger clock. Shown sorted by this key, lines that one thread caused in another
+        come after their cause, and lines of threads that ran side by side come in one
+        stable order (older thread first) instead of whichever ran first this time.
+        Lines of threads outside the group (netlab's own notes) sort last.
+        """
+        info = self._infos.get(threading.current_thread())
+        if info is None:
+            return (math.inf, 0)
+        info.clock += 1
+        return (info.clock, info.order)
 
     def threads(self) -> list[threading.Thread]:
         with self.cond:
@@ -207,6 +251,7 @@ class Group:
             if info is None:
                 return
             expired = wait.deadline is not None and wait.deadline <= now and not wait.woken
+            info.clock = max(info.clock, wait.clock_from)
             info.last_key = wait.key
             info.last_timeout = wait.timeout
             info.last_expired = expired
@@ -218,6 +263,9 @@ class Group:
         """Mark ``wait`` runnable before its thread is woken (Condition.notify, ...)."""
         with self.cond:
             wait.woken = True
+            waker = self._infos.get(threading.current_thread())
+            if waker is not None:
+                wait.clock_from = max(wait.clock_from, waker.clock)
             self._changed()
 
     def check_stopping(self) -> None:
