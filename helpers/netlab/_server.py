@@ -536,7 +536,7 @@ class Server(Group):
             for info in self._infos.values():
                 if info.wait is not None and info.wait.poll_loop:
                     info.wait.poll_loop = False
-                info.last_expired = False
+                info.idle = False
             self._changed()
 
     def record_output(self, stream: str, text: str) -> None:

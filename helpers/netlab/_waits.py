@@ -18,8 +18,10 @@ Rules of this file:
 Theory: a group is *settled until t* when every thread waits and none is ready; t is
 the earliest deadline that can lead somewhere. A wait whose previous expiry led the
 thread straight back to the same wait, with nothing recorded in between, is a poll
-loop (socketserver's ``serve_forever`` checks a flag every 0.5 s): when the same wait
-with the same timeout comes straight back, its deadline is not worth waiting for.
+loop (socketserver's ``serve_forever`` checks a flag every 0.5 s, an asyncio ticker, a
+heartbeat thread): when a thread's wait ran out and it waits again with a deadline
+before anything visible happened (output, a send, a close) and before any event woke
+it, that deadline is not worth waiting for.
 """
 
 from __future__ import annotations
@@ -123,10 +125,8 @@ class _ThreadInfo:
     __slots__ = (
         "wait",
         "activity",
-        "last_key",
-        "last_expired",
-        "activity_at_last",
-        "last_timeout",
+        "idle",
+        "activity_at_idle",
         "clock",
         "order",
     )
@@ -136,10 +136,8 @@ class _ThreadInfo:
         self.clock = clock  # a Lamport clock: see Group.clock
         self.order = order  # the thread's place among the group's threads
         self.activity = 0
-        self.last_key = None
-        self.last_timeout = None
-        self.last_expired = False
-        self.activity_at_last = -1
+        self.idle = False  # its last wait ran out by its deadline (see Group.enter)
+        self.activity_at_idle = -1
 
 
 def deadline_after(timeout) -> float | None:
@@ -231,15 +229,10 @@ class Group:
             info = self._infos.get(me)
             if info is None:
                 info = self._infos[me] = _ThreadInfo()
-            if (
-                info.last_expired
-                and info.last_key == wait.key
-                and info.activity == info.activity_at_last
-                and wait.timeout  # select(0) is a look, not a wait
-                and info.last_timeout is not None
-                and abs(info.last_timeout - wait.timeout) <= 0.002
-            ):
-                wait.poll_loop = True  # the same wait again, and nothing happened meanwhile
+            if info.idle and info.activity == info.activity_at_idle and wait.timeout:
+                # Its last wait ran out and nothing visible happened since: a poll loop
+                # (socketserver's serve_forever, an asyncio ticker, a heartbeat thread).
+                wait.poll_loop = True
             info.wait = wait
             self._changed()
 
@@ -252,10 +245,9 @@ class Group:
                 return
             expired = wait.deadline is not None and wait.deadline <= now and not wait.woken
             info.clock = max(info.clock, wait.clock_from)
-            info.last_key = wait.key
-            info.last_timeout = wait.timeout
-            info.last_expired = expired
-            info.activity_at_last = info.activity
+            if wait.timeout:  # a select(0) is a look, not a wait: it changes nothing here
+                info.idle = expired  # ran out (idle so far), or an event woke it (not idle)
+                info.activity_at_idle = info.activity
             info.wait = None
             self._changed()
 
