@@ -605,3 +605,54 @@ def test_server_socket_calls_keep_their_semantics():
         "timeout": "timed out",
         "eof": b"XY",
     }
+
+
+def test_a_polling_server_shows_its_line_and_idle_polls_cost_nothing(capsys):
+    """A server that polls with timeouts (accept and recv with 1 s / 0.8 s timeouts, in a
+    loop) still shows what a client caused before show() returns, while its idle polls
+    (and an asyncio ticker's) do not make show() wait for their deadlines."""
+
+    def polling(port):
+        s = socket.socket()
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        s.settimeout(1.0)
+        conns = []
+        while True:
+            try:
+                c, _ = s.accept()
+                c.settimeout(0.8)
+                conns.append(c)
+            except TimeoutError:
+                pass
+            for c in list(conns):
+                try:
+                    data = c.recv(100)
+                except TimeoutError:
+                    continue
+                if not data:
+                    conns.remove(c)
+                    c.close()
+                    continue
+                print("got", data)
+
+    async def ticker(port):
+        async def tick():
+            while True:
+                await asyncio.sleep(0.7)
+
+        asyncio.ensure_future(tick())
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", port)
+        await server.serve_forever()
+
+    srv = netlab.serve(polling, port=None, announce=False)
+    ticks = netlab.serve(ticker, port=None, announce=False)
+    with socket.create_connection(srv.address, timeout=5) as client:
+        for i in range(3):
+            client.sendall(b"m%d" % i)
+            srv.show()
+            assert f"got b'm{i}'" in srv.output()
+        for server in (srv, ticks):
+            started = time.monotonic()
+            server.show()
+            assert time.monotonic() - started < 0.5  # no 0.7-1 s deadline awaited

@@ -46,7 +46,7 @@ from ._addresses import connectable, format_address, is_wildcard
 from ._ports import choose_port, free_port, preferred_port, preferred_reason
 from ._states import in_flight, table_source
 from ._tracebacks import format_traceback, where
-from ._waits import IS_WINDOWS, Group, ServerStopped, block_interrupts
+from ._waits import IS_WINDOWS, Group, ServerStopped, block_interrupts, fds_ready
 
 READY_TIMEOUT = 5.0
 SETTLE_TIMEOUT = 5.0
@@ -219,6 +219,8 @@ class Server(Group):
         bytes in flight (serve() does, when no client can know the port yet);
         ``deadlines=False`` does not wait for the deadlines of waits ("settled now")."""
         horizon = time.monotonic() + timeout
+        if deadlines:
+            self.new_epoch()
         while True:
             with self.cond:
                 while True:
@@ -517,6 +519,18 @@ class Server(Group):
 
     def adopt_socket(self, sock: socket.socket) -> None:
         self._sockets.add(sock)
+
+    def pending_input(self) -> bool:
+        """Data or a connection waits on one of the server's sockets (see Group)."""
+        fds = []
+        for sock in list(self._sockets):
+            try:
+                fd = sock.fileno()
+            except (OSError, ValueError):
+                continue
+            if fd >= 0 and sock.type in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                fds.append((fd, False))
+        return bool(fds) and fds_ready(fds)
 
     def adopt_socketserver(self, server) -> None:
         server._netlab_group = self

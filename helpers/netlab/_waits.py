@@ -127,6 +127,7 @@ class _ThreadInfo:
         "activity",
         "idle",
         "activity_at_idle",
+        "cycled_epoch",
         "clock",
         "order",
     )
@@ -138,6 +139,7 @@ class _ThreadInfo:
         self.activity = 0
         self.idle = False  # its last wait ran out by its deadline (see Group.enter)
         self.activity_at_idle = -1
+        self.cycled_epoch = -1  # the last settle during which its poll loop ran out
 
 
 def deadline_after(timeout) -> float | None:
@@ -159,6 +161,7 @@ class Group:
         self._infos: dict[threading.Thread, _ThreadInfo] = {}
         self._threads_seen = 0
         self._version = 0
+        self._epoch = 0
         self.stopping = False  # set by stop(): every wait of the group raises ServerStopped
         self.stop_event = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -248,6 +251,8 @@ class Group:
             if wait.timeout:  # a select(0) is a look, not a wait: it changes nothing here
                 info.idle = expired  # ran out (idle so far), or an event woke it (not idle)
                 info.activity_at_idle = info.activity
+                if expired and wait.poll_loop:
+                    info.cycled_epoch = self._epoch
             info.wait = None
             self._changed()
 
@@ -310,13 +315,40 @@ class Group:
         """(version, t): every thread waits and none is ready, until t (inf if never);
         (version, None) when some thread can run now. Call with ``self.cond`` held."""
         earliest = math.inf
+        pending = None  # computed at most once, when a poll loop needs it
         for info in self._infos.values():
             wait = info.wait
             if wait is None or wait.ready(now):
                 return self._version, None
-            if wait.deadline is not None and not wait.poll_loop:
+            if wait.deadline is None:
+                continue
+            if wait.poll_loop and pending is None:
+                pending = self.pending_input()
+            if self._deadline_matters(info, wait, pending):
                 earliest = min(earliest, wait.deadline)
         return self._version, earliest
+
+    def pending_input(self) -> bool:
+        """True when input waits on a socket of the group that no thread waits on now
+        (``Server`` knows its sockets)."""
+        return False
+
+    def new_epoch(self) -> None:
+        """A settle begins (the end of a cell): every poll loop is awaited once more."""
+        with self.cond:
+            self._epoch += 1
+
+    def _deadline_matters(self, info: _ThreadInfo, wait: Wait, pending) -> bool:
+        """A deadline is awaited unless its wait is a poll loop (see ``enter``). A poll
+        loop is awaited for one round per settle while input waits on one of the
+        group's sockets that no thread waits on (it polls its way there), but never
+        socketserver's serve_forever poll (it only checks its shutdown flag, and
+        BaseServer.shutdown tells netlab, see _patches.py)."""
+        if not wait.poll_loop:
+            return True
+        if isinstance(wait.key, tuple) and wait.key[0] == "serve_forever":
+            return False
+        return bool(pending) and info.cycled_epoch != self._epoch
 
     def busy_threads(self) -> list[tuple[threading.Thread, Wait | None]]:
         now = time.monotonic()
