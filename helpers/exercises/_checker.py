@@ -403,9 +403,36 @@ def _crash_hint(crash_hints, exc: BaseException) -> str | None:
     return crash_hints(exc) if crash_hints else None
 
 
+def still_listens(server) -> bool:
+    """Whether the learner's server still has a listening socket on its port.
+
+    On a shared machine a port freed by a server that returned can be taken at once by
+    another program's server: a connection to it then reaches a stranger, not the
+    learner. The check trusts only what netlab knows of the learner's own sockets.
+    """
+    for sock in server.sockets:
+        try:
+            if (
+                sock.type == socket.SOCK_STREAM
+                and sock.family in (socket.AF_INET, socket.AF_INET6)
+                and sock.getsockname()[1] == server.port
+                and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+            ):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def connect(server, timeout: float = REPLY_TIMEOUT) -> socket.socket:
     """A client socket connected to the learner's server (with a timeout)."""
     try:
+        # Settled first: a server that is returning (one client only) has then closed
+        # its listening socket, instead of taking this connection into a backlog that
+        # dies with it a moment later.
+        server.wait_quiet(timeout, deadlines=False)
+        if not still_listens(server):
+            raise ConnectionRefusedError  # whoever answers on that port now is not the learner
         return socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
     except ConnectionRefusedError:
         raise Failure(

@@ -29,6 +29,7 @@ from ._checker import (
     server_side,
     serving,
     show_bytes,
+    still_listens,
 )
 
 HINT_ONE_RECV = (
@@ -460,6 +461,9 @@ def check_download_server(download_server) -> object:
                         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
                     sock.settimeout(5.0)
                     try:
+                        server.wait_quiet(5.0, deadlines=False)  # see _checker.connect
+                        if not still_listens(server):
+                            raise ConnectionRefusedError
                         sock.connect(("127.0.0.1", server.port))
                     except ConnectionRefusedError:
                         raise Failure(

@@ -24,6 +24,8 @@ def _show_all(result=None) -> None:
     from ._server import registered_servers
 
     servers = registered_servers()
+    for server in servers:
+        server.print_settle_failed = False  # a new cell: its prints wait for servers again
     interrupted = isinstance(getattr(result, "error_in_exec", None), KeyboardInterrupt)
     try:
         if interrupted:

@@ -35,6 +35,7 @@ import socketserver
 import sys
 import threading
 import time
+import weakref
 
 from ._waits import ServerStopped, Wait, deadline_after, fds_ready, owner
 
@@ -42,6 +43,8 @@ _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _WAITALL = getattr(socket, "MSG_WAITALL", 0)
 _installed = False
 _install_lock = threading.Lock()
+_HAS_POLL = hasattr(select, "poll")
+_accept_locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 EOF_SPIN_LIMIT = 100  # recv() returning b'' this often in a row on one socket: a loop
 
 
@@ -80,7 +83,21 @@ class ServerSocket(socket.socket):
 
     def accept(self):
         group = owner()
-        result = self._tracked(False, super().accept)
+        if group is None or self.gettimeout() is not None or not _HAS_POLL:
+            result = self._tracked(False, super().accept)
+        else:
+            # accept() has no MSG_DONTWAIT: on a blocking socket, several threads woken
+            # by one connection would all call it, and the losers would block in C,
+            # looking busy. Under the socket's own lock, "ready" means accept() returns.
+            lock = _accept_locks.setdefault(self, threading.Lock())
+
+            def accept_if_ready():
+                with lock:
+                    if not fds_ready(((self.fileno(), False),)):
+                        raise BlockingIOError  # another thread took it: wait again
+                    return super(ServerSocket, self).accept()
+
+            result = self._tracked(False, accept_if_ready)
         if group is not None:
             group.socket_call(self, "accept", (), result)
         return result

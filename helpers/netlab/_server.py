@@ -46,7 +46,15 @@ from ._addresses import connectable, format_address, is_wildcard
 from ._ports import choose_port, free_port, preferred_port, preferred_reason
 from ._states import in_flight, table_source
 from ._tracebacks import format_traceback, where
-from ._waits import IS_WINDOWS, Group, ServerStopped, block_interrupts, fds_ready
+from ._waits import (
+    IS_WINDOWS,
+    Group,
+    ServerStopped,
+    block_interrupts,
+    fds_ready,
+    interrupt_pending,
+    interrupts_deferred,
+)
 
 READY_TIMEOUT = 5.0
 SETTLE_TIMEOUT = 5.0
@@ -127,6 +135,7 @@ class Server(Group):
         self._main: threading.Thread | None = None
         self._widget = None
         self.silent = False  # serve(announce=False): recorded, never printed
+        self.print_settle_failed = False  # this cell's prints stopped waiting for it
 
     # --- what the learner sees -------------------------------------------------------
 
@@ -189,6 +198,7 @@ class Server(Group):
         it writes in reaction to a cell is shown by that same cell. A server still busy
         at that bound is stopped, with a line that says where it was.
         """
+        self.print_settle_failed = False
         if wait and self.running:
             if not self.wait_quiet(wait, kernel=kernel):
                 self._stop_reason = self._stop_reason or self._busy_reason(wait)
@@ -218,10 +228,16 @@ class Server(Group):
         busy after ``timeout`` seconds. ``kernel=False`` skips asking the kernel about
         bytes in flight (serve() does, when no client can know the port yet);
         ``deadlines=False`` does not wait for the deadlines of waits ("settled now")."""
+        with interrupts_deferred():
+            return self._wait_quiet(timeout, kernel, deadlines)
+
+    def _wait_quiet(self, timeout: float, kernel: bool, deadlines: bool) -> bool:
         horizon = time.monotonic() + timeout
         if deadlines:
             self.new_epoch()
         while True:
+            if interrupt_pending():
+                return False  # the Interrupt button: end now, it is raised on the way out
             with self.cond:
                 while True:
                     if self._stop_reason is not None or not self._infos:
@@ -412,10 +428,10 @@ class Server(Group):
             self.log.show()
 
     def _join(self, deadline: float) -> bool:
-        with self.cond:
+        with interrupts_deferred(), self.cond:
             while self._infos:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or interrupt_pending():
                     return False
                 self.cond.wait(min(remaining, _SLICE))
         return True
@@ -646,10 +662,14 @@ def _settle_before_main_prints() -> None:
     meanwhile. A server still busy after ``PRINT_SETTLE`` seconds is left to the end of
     the cell."""
     for server in registered_servers():
-        if server.silent or server.state == "stopped":
+        if server.silent or server.state == "stopped" or server.print_settle_failed:
             continue
         if server.wait_quiet(PRINT_SETTLE, deadlines=False):
             server.log.show()
+        else:
+            # Busy for longer: the rest of this cell's prints do not wait for it (so its
+            # lines come at the end of the cell, not before whichever print it passed).
+            server.print_settle_failed = True
 
 
 _output.before_main_write = _settle_before_main_prints

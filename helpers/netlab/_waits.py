@@ -26,6 +26,7 @@ it, that deadline is not worth waiting for.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import select
@@ -57,6 +58,28 @@ def block_interrupts() -> None:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         except (OSError, ValueError):
             pass
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """In the main thread: hold the kernel's Interrupt (SIGINT) back while netlab holds a
+    lock of its own, so that a KeyboardInterrupt can never leave one taken (a
+    ``with cond:`` on a Condition is Python code: the interrupt may land after the
+    lock is taken and before the block starts). The interrupt is delivered when the
+    block ends; waits inside check ``interrupt_pending()`` to end at once."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # a held SIGINT raises here
+
+
+def interrupt_pending() -> bool:
+    return hasattr(signal, "sigpending") and signal.SIGINT in signal.sigpending()
 
 
 def owner(thread: threading.Thread | None = None):
