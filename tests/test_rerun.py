@@ -156,7 +156,7 @@ ALLOWED: tuple[Allowed, ...] = ()
 
 # Cells whose second run was seen to differ SOMETIMES (so no exact allowance fits), each
 # a defect of the notebook to fix, not a licence: (notebook, a piece of the cell's
-# source, what was seen). Found by this test under load (2 of 8 `make test` runs on a
+# source, what was seen). Found by this test under load (3 of 14 `make test` runs on a
 # 2-core machine shared with two other test runs); left for the notebooks' issue.
 KNOWN_FLAKY_ON_RERUN = (
     (
@@ -164,6 +164,12 @@ KNOWN_FLAKY_ON_RERUN = (
         "with socket.socket() as s:  # `with` closes the socket even when",
         "the first run's ConnectionRefusedError after the server finished; on the second "
         "run something accepted on srv.port (cause not established yet)",
+    ),
+    (
+        "01-first-server-and-client.ipynb",
+        'netlab.wait_for_state(me, "FIN_WAIT2", labels={me: "client"})',
+        "one CLOSE_WAIT row more on the second run: a client socket of the first run still "
+        "open on the server's port (the state table lists every socket on that port)",
     ),
     (
         "02-anatomy-of-a-connection.ipynb",
