@@ -12,13 +12,11 @@ Rules of this file:
 - Bounded: a log keeps at most ``KEEP_LINES`` lines, a partial line at most
   ``LINE_LIMIT`` characters, and ``show()`` prints at most ``SHOW_HEAD + SHOW_TAIL``
   lines per call, saying how many it left out.
-- A stable order: a server's lines are shown together, in the order they were recorded,
-  when netlab knows the server has settled (end of the cell, ``show()``, ``stop()``),
-  so after what the cell itself printed. Interleaving them with the cell's own prints
-  would need to know which data the client has read when it prints, which a send or
-  close in the server cannot tell: a line printed by the server after its last send
-  can land before or after the client's print. ``mark`` records, per server, the line
-  before its latest send or close,.
+- An order that is the same on every run: before the main thread prints a line
+  (``before_main_write``, set by ``_server.py``), each server finishes what it can do
+  now and its lines are shown first; the rest when netlab knows it has settled (end of
+  the cell, ``show()``, ``stop()``). Within one show, lines sort by their order keys
+  (``Group.clock``: Lamport clocks across a server's threads).
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ from __future__ import annotations
 import math
 import sys
 import threading
-import weakref
 
 from ._waits import ServerStopped, owner
 
@@ -38,7 +35,6 @@ SHOW_TAIL = 50
 
 _routers: dict[tuple[int, str], tuple[object, RoutedStream]] = {}
 _routers_lock = threading.Lock()
-_logs: weakref.WeakSet[Log] = weakref.WeakSet()
 # Held for good: where a stopped server's rogue printers wait. A plain Lock, which netlab's
 # waits do not handle (an Event wait would raise ServerStopped in that thread again).
 _PARKED = threading.Lock()
@@ -57,14 +53,12 @@ class Log:
         self._clock = clock or (lambda: (0, 0))  # the order key of a line (Group.clock)
         self._first = 0  # number of the first line kept (older ones were dropped)
         self._shown = 0  # number of the next line to show
-        self._mark = 0  # lines before this one happened before the server's last send
         self._partial: dict[tuple[int, str], str] = {}
         self._on_runaway = on_runaway
         self.closed = False  # set when the server has stopped: late writes end the thread
         self.runaway = False
         self._refused: set[int] = set()
         self.sink = None  # a widget's writer (Server.log_widget): lines go there instead
-        _logs.add(self)
 
     # --- recording (any thread) ---------------------------------------------------------
 
@@ -123,37 +117,16 @@ class Log:
             for key in list(self._partial):
                 self._append(key[1], [self._partial.pop(key)])
 
-    def mark(self) -> int:
-        """The number of the next line: what was recorded so far happened before now."""
-        with self._lock:
-            self._mark = self._first + len(self._lines)
-            return self._mark
-
-    def show_through(self, number: int) -> None:
-        """Show the unshown lines before line ``number`` (see ``mark``)."""
-        with self._lock:
-            end = min(number, self._first + len(self._lines))
-            start = max(self._shown, self._first)
-            if end <= start:
-                return
-            dropped = start - self._shown
-            entries = self._lines[start - self._first : end - self._first]
-            self._shown = end
-        emit(self.label, _in_order(entries), dropped)
-
     # --- reading (the main thread) -------------------------------------------------------
 
     def text(self) -> str:
         with self._lock:
             return "".join(f"{line}\n" for _, line, _ in self._lines)
 
-    def take(self, up_to_mark: bool = False) -> tuple[list[tuple[str, str]], int]:
-        """The lines not shown yet (only those before the mark if ``up_to_mark``), and
-        how many were dropped because the log is bounded."""
+    def take(self) -> tuple[list[tuple[str, str]], int]:
+        """The lines not shown yet, and how many were dropped because the log is bounded."""
         with self._lock:
             end = self._first + len(self._lines)
-            if up_to_mark:
-                end = min(end, self._mark)
             start = max(self._shown, self._first)
             dropped = start - self._shown
             entries = self._lines[start - self._first : end - self._first]
@@ -164,8 +137,8 @@ class Log:
         with self._lock:
             return self._first + len(self._lines) > self._shown
 
-    def show(self, up_to_mark: bool = False) -> None:
-        entries, dropped = self.take(up_to_mark)
+    def show(self) -> None:
+        entries, dropped = self.take()
         emit(self.label, entries, dropped)
 
 

@@ -580,7 +580,6 @@ class Server(Group):
 
     def mark(self, sock, name: str, data) -> None:
         self.activity()
-        self.log.mark()
 
     def eof_spin(self, sock, at_eof: bool) -> None:
         key = id(sock)
@@ -622,7 +621,6 @@ class Server(Group):
         text = format_traceback(exc)
         thread = threading.current_thread().name
         self.log.note("stderr", f"exception in server thread {thread}:\n{text}")
-        self.log.mark()
 
     def before_bind(self, sock: socket.socket, address) -> None:
         if sock.type == socket.SOCK_STREAM and not IS_WINDOWS:
