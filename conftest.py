@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-_BASE = 20000 + zlib.crc32(str(Path(__file__).resolve().parent).encode()) % 2400 * 4
+_WORKERS = 8  # ports per checkout: `make unit` runs at most this many workers apart
+_BASE = 20000 + zlib.crc32(str(Path(__file__).resolve().parent).encode()) % 1250 * _WORKERS
 
 
 def _worker_number() -> int:
@@ -26,8 +27,13 @@ def _worker_number() -> int:
     return int(worker[2:]) if worker[2:].isdigit() else 0
 
 
-if "NETLAB_PORT" not in os.environ:
-    os.environ["NETLAB_PORT"] = str(_BASE + _worker_number() % 4)
+# pytest-xdist's controller imports this file before it starts the workers, and they
+# inherit its environment: a port set by the controller is marked as ours, so that each
+# worker sets its own (a NETLAB_PORT set by whoever runs pytest is kept). A subprocess
+# of a worker (a nested pytest, a kernel) inherits the worker's port and keeps it.
+if os.environ.get("NETLAB_PORT_FROM") == "conftest.py" or "NETLAB_PORT" not in os.environ:
+    os.environ["NETLAB_PORT"] = str(_BASE + _worker_number() % _WORKERS)
+    os.environ["NETLAB_PORT_FROM"] = "conftest.py"
 
 
 # How the unit tests share the machine when pytest-xdist runs them in parallel

@@ -160,6 +160,33 @@ def test_port_fallback_when_the_preferred_port_is_held_by_another_process(capsys
         holder.wait(5)
 
 
+def test_port_lost_between_probe_and_bind_takes_a_free_one_and_shows_no_traceback(
+    capsys, monkeypatch
+):
+    # Another program binds the port after serve()'s probe found it free and before the
+    # server's own bind(). The probe is made to answer "free" for a port held here, which
+    # is that race with its window held open. serve() must take a free port and say why;
+    # the failed attempt's traceback is not the learner's to see.
+    from helpers.netlab import _server
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        held = holder.getsockname()[1]
+        monkeypatch.setattr(_server, "choose_port", lambda port: (port, None))
+        srv = netlab.serve(echo_forever, port=held)
+        out, err = capsys.readouterr()
+        assert srv.port != held
+        assert f"(port {held} was taken by another program meanwhile)" in out
+        assert "Traceback" not in out + err and "Address already in use" not in out + err
+        with socket.create_connection(srv.address, timeout=5) as c:
+            c.sendall(b"ok")
+            assert c.recv(2) == b"ok"
+        netlab.stop_all()
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err
+
+
 def test_port_taken_by_own_server_names_it(capsys):
     preferred = netlab.free_port()
     netlab.serve(echo_forever, name="first", port=preferred)

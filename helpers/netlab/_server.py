@@ -772,8 +772,11 @@ def _start_server(target, args, name, port, trace, timeout, silent) -> Server | 
         server._start(timeout)
     except ServerError as exc:
         cause = exc.__cause__
+        lost_race = isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE and port != 0
+        if lost_race:
+            server.silent = True  # serve() tries again on a free port and says why
         server.stop()
-        if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE and port != 0:
+        if lost_race:
             return None
         raise
     except BaseException:  # KeyboardInterrupt while waiting for listen(): leave nothing

@@ -1,0 +1,73 @@
+"""conftest.py gives every pytest-xdist worker a port of its own for netlab's "5000".
+
+The controller imports conftest.py before it starts the workers, and they inherit its
+environment: once, all four workers shared one port, and one worker's notebook server
+lost its bind() to another worker's (a CI failure in test_rerun). This runs a real
+``pytest -n 3`` whose tests report the port each worker got.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+REPORT = """
+import os
+
+def test_report_0(): print("PORT", os.environ["PYTEST_XDIST_WORKER"], os.environ["NETLAB_PORT"])
+def test_report_1(): print("PORT", os.environ["PYTEST_XDIST_WORKER"], os.environ["NETLAB_PORT"])
+def test_report_2(): print("PORT", os.environ["PYTEST_XDIST_WORKER"], os.environ["NETLAB_PORT"])
+"""
+
+
+def run_workers(tmp_path, **env) -> dict[str, str]:
+    (tmp_path / "test_report.py").write_text(REPORT, encoding="utf-8")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("NETLAB_PORT", "PYTEST_"))}
+    # only xdist and conftest.py: other plugins (nbval) take seconds to import
+    environ.update(env, PYTHONPATH=str(ROOT), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "xdist",
+            "-p",
+            "conftest",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "3",
+            "--dist",
+            "each",
+            "-rP",
+            "-q",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=environ,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    ports = {}
+    for line in result.stdout.splitlines():
+        if line.startswith("PORT "):
+            _, worker, port = line.split()
+            ports[worker] = port
+    assert sorted(ports) == ["gw0", "gw1", "gw2"], result.stdout[-3000:]
+    return ports
+
+
+def test_each_worker_gets_its_own_port(tmp_path):
+    ports = run_workers(tmp_path)
+    assert len(set(ports.values())) == 3, ports
+    assert all(20000 <= int(port) < 30000 for port in ports.values()), ports
+
+
+def test_a_port_named_by_whoever_runs_pytest_is_kept(tmp_path):
+    ports = run_workers(tmp_path, NETLAB_PORT="23456")
+    assert set(ports.values()) == {"23456"}, ports
