@@ -11,9 +11,11 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 NBVAL := --nbval --ignore=notebooks/scratch --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=60
 LINTED := helpers tests bench tools conftest.py
 UNIT_WORKERS ?= 4
+LEARNERS ?= 4
+ROUNDS ?= 1
 
 .PHONY: help install system-tools system-tools-lab lab test test-timings lint unit nbval notebooks bench \
-	binder-check ipykernel629-check clean
+	class-check binder-check ipykernel629-check clean
 
 help:
 	@echo "make lab          start JupyterLab at notebook 00 (creates .venv on first use)"
@@ -23,6 +25,7 @@ help:
 	@echo "make test-timings where make test spends its time (slowest tests)"
 	@echo "make notebooks    re-execute every notebook and store its outputs"
 	@echo "make bench        benchmarks that print figures (not tests)"
+	@echo "make class-check  LEARNERS copies of the course run strict nbval at once, ROUNDS times"
 	@echo "make binder-check replay Binder's install without Docker and test in it"
 
 $(STAMP): binder/requirements.txt requirements-dev.txt pyproject.toml
@@ -77,6 +80,9 @@ notebooks: $(STAMP)
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+class-check: system-tools $(STAMP)
+	bash tools/class-check.sh $(LEARNERS) $(ROUNDS)
 
 binder-check:
 	bash tools/binder-check.sh

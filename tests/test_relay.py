@@ -343,8 +343,15 @@ def test_unreachable_server_is_recorded_and_the_client_reset(make_relay):
     with socket.socket() as nobody:  # bound, never listening: connecting is refused
         nobody.bind(("127.0.0.1", 0))
         relay = make_relay(nobody.getsockname()[1])
-        with connect(relay) as client:
-            assert read_until_end(client) == "RST"
+        try:
+            client = connect(relay)
+        except ConnectionResetError:
+            # The relay's RST came before this thread looked at connect()'s result (a
+            # busy machine): connect() itself reports the reset. The same fact.
+            pass
+        else:
+            with client:
+                assert read_until_end(client) == "RST"
         (connection,) = relay.wait_closed(1, TIMEOUT)
     assert [e.kind for e in connection.events] == ["refused", "close"]
     assert "ConnectionRefusedError" in connection.events[0].note
