@@ -591,6 +591,39 @@ def test_netlab_keeps_no_socket_of_a_stopped_server_alive():
     assert [r() for r in refs] == [None, None]
 
 
+def test_a_learners_own_asyncio_run_is_stopped_and_its_wake_up_pipe_is_no_client(capsys):
+    """A plain function that calls asyncio.run() itself (netlab did not start that loop)
+    with a server on two addresses: stop() must cancel the loop's tasks, and the loop's
+    own wake-up socketpair, which reads b'' once stop() has shut it, is not a client
+    whose b'' a loop keeps reading (found by an independent attempt at notebook 11)."""
+
+    async def handle(reader, writer):
+        while data := await reader.read(4096):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    async def main(port):
+        server = await asyncio.start_server(handle, host=["127.0.0.1", "127.0.0.2"], port=port)
+        async with server:
+            await server.serve_forever()
+
+    def two_address_server(port):
+        asyncio.run(main(port))
+
+    for _ in range(5):
+        srv = netlab.serve(two_address_server, port=None, announce=False)
+        for host in ("127.0.0.1", "127.0.0.2"):
+            with socket.create_connection((host, srv.port), timeout=5) as c:
+                c.sendall(b"hi")
+                assert c.recv(10) == b"hi"
+        srv.stop()
+        assert srv.state == "stopped" and srv.stop_reason is None
+        assert [t for t in srv.threads if t.is_alive()] == []
+        out = srv.output() + capsys.readouterr().err
+        assert "did not stop" not in out and "returned b''" not in out, out
+
+
 def test_server_socket_calls_keep_their_semantics():
     """netlab splits a server's blocking calls in two (wait, then a call that does not
     block); what the call returns must not change: MSG_WAITALL still waits for all,

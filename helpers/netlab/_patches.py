@@ -638,6 +638,17 @@ def _patch_asyncio_and_socketserver():
     run_in_executor.__wrapped__ = original_run_in_executor
     asyncio.BaseEventLoop.run_in_executor = run_in_executor
 
+    original_run_forever = asyncio.BaseEventLoop.run_forever
+
+    def run_forever(self):
+        group = owner()
+        if group is not None:
+            group.adopt_loop(self)  # whoever started the loop: stop() cancels its tasks
+        return original_run_forever(self)
+
+    run_forever.__wrapped__ = original_run_forever
+    asyncio.BaseEventLoop.run_forever = run_forever
+
     original_init = socketserver.BaseServer.__init__
 
     def __init__(self, *args, **kwargs):

@@ -363,8 +363,7 @@ class Server(Group):
             self.thread_done(threading.current_thread())
 
     async def _run_async(self) -> None:
-        self._loops.add(asyncio.get_running_loop())
-        await self._target(self.port, *self._args)
+        await self._target(self.port, *self._args)  # its loop is adopted by run_forever
 
     def _stop(self, timeout: float) -> None:
         if self._state is State.STOPPED:
@@ -548,6 +547,11 @@ class Server(Group):
                 fds.append((fd, False))
         return bool(fds) and fds_ready(fds)
 
+    def adopt_loop(self, loop) -> None:
+        """An asyncio loop runs in a server thread (``asyncio.run`` in the learner's own
+        function, or netlab's for ``async def``): ``stop()`` cancels its tasks."""
+        self._loops.add(loop)
+
     def adopt_socketserver(self, server) -> None:
         server._netlab_group = self
         self._socketservers.append(server)
@@ -582,6 +586,10 @@ class Server(Group):
         self.activity()
 
     def eof_spin(self, sock, at_eof: bool) -> None:
+        # Only a network peer's b'' counts: not a socketpair's (asyncio's wake-up pipe
+        # reads b'' after netlab closed it) and nothing after stop() began.
+        if self.stopping or sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return
         key = id(sock)
         if not at_eof:
             self._eof_counts.pop(key, None)
@@ -737,10 +745,8 @@ def serve(
         else:
             who = "another program"
             if port == 5000:
-                who += (
-                    " (often another notebook's kernel: shut it down; on macOS, the "
-                    "AirPlay Receiver)"
-                )
+                who += " (most often the kernel of another of your notebooks: shut it down"
+                who += "; on macOS, the AirPlay Receiver)" if sys.platform == "darwin" else ")"
         because = f" ({why} by {who})"
     elif preferred_reason() and chosen == preferred_port():
         because = f" ({preferred_reason()})"
