@@ -19,6 +19,7 @@ from helpers.netlab._states import (
     SocketRow,
     SocketTable,
     _decode_address,
+    _read_proc,
     socket_table,
     wait_for_state,
 )
@@ -72,6 +73,21 @@ def test_decode_address_of_proc_net_tcp():
         for i in range(0, 16, 4)
     )
     assert _decode_address(f"{words}:0050") == ("::1", 80)
+
+
+def test_a_socket_listed_twice_by_the_kernel_is_one_row(tmp_path):
+    """/proc/net/tcp is written as it is read: a socket that moves meanwhile can appear
+    twice (seen: two TIME_WAIT rows for one connection). Each socket is one row."""
+    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    time_wait = "   0: 0100007F:9C40 0100007F:D431 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0000000000000000\n"
+    listen = "   1: 0100007F:9C40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0\n"
+    path = tmp_path / "tcp"
+    path.write_text(header + time_wait + listen + time_wait, encoding="ascii")
+    rows = [row for row, _ in _read_proc(str(path), "tcp")]
+    assert [(r.local_port, r.remote_port, r.state) for r in rows] == [
+        (40000, 54321, "TIME_WAIT"),
+        (40000, 0, "LISTEN"),
+    ]
 
 
 def test_listen_and_established_with_this_process(pair):

@@ -92,8 +92,13 @@ def _read_proc(path: str, proto: str, ports: set[int] | None = None) -> list[tup
 
     With ``ports``, only the lines on those ports, picked before decoding: this runs at
     the end of notebook cells, and the file can hold thousands of TIME_WAIT lines.
+
+    The kernel writes the file in pieces as it is read, so a socket that moves in the
+    kernel's tables meanwhile can be listed twice (seen: one TIME_WAIT socket as two
+    rows). A socket is its addresses, state and inode; each is kept once.
     """
     rows = []
+    seen = set()
     try:
         with open(path, encoding="ascii") as file:
             lines = file.readlines()[1:]
@@ -110,6 +115,10 @@ def _read_proc(path: str, proto: str, ports: set[int] | None = None) -> list[tup
             int(fields[1][-4:], 16) in ports or int(fields[2][-4:], 16) in ports
         ):
             continue
+        key = (fields[1], fields[2], fields[3], fields[9])
+        if key in seen:
+            continue
+        seen.add(key)
         state = TCP_STATES.get(int(fields[3], 16), f"0x{fields[3]}")
         tx_queue, rx_queue = (int(n, 16) for n in fields[4].split(":"))
         row = SocketRow(
@@ -254,7 +263,7 @@ def _rows_from_psutil(ports: set[int] | None, pid: int | None):
             f"shows those of process {own} only, and no TIME_WAIT socket (it has no process)."
         )
     rows, listening = [], set()
-    for c in connections:
+    for c in dict.fromkeys(connections):  # psutil reads /proc too: once each (_read_proc)
         proto = "tcp6" if c.family == socket.AF_INET6 else "tcp"
         anywhere = ("::", 0) if proto == "tcp6" else ("0.0.0.0", 0)
         local = tuple(c.laddr) if c.laddr else anywhere
