@@ -163,3 +163,94 @@ def test_notebook_runs_in_a_real_browser(lab, name, wants_svg, wants_widget):
         assert svgs > 0, "no SVG diagram rendered"
     if wants_widget:
         assert widgets > 0, "no widget rendered"
+
+
+def test_notebook_08_site_in_a_real_browser(tmp_path):
+    """Notebook 08's own server, run by its cells in a kernel, serves Chromium: the page
+    loads, its script fetches /api/files, the JSON endpoint answers with its content type,
+    and the next cell shows the browser's requests in the server's log."""
+    import re
+
+    import nbformat
+    from nbclient import NotebookClient
+    from playwright.sync_api import sync_playwright
+
+    assert os.path.exists(CHROMIUM), (
+        "Chromium is missing: make system-tools (or: sudo apt-get install chromium)"
+    )
+    name = "08-http-from-scratch.ipynb"
+    shutil.copy(ROOT / "notebooks" / name, tmp_path / name)  # its scratch folder goes there
+    nb = nbformat.read(tmp_path / name, as_version=4)
+    client = NotebookClient(
+        nb, timeout=60, startup_timeout=60, kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )  # fmt: skip
+    with client.setup_kernel():
+        url = None
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            client.execute_cell(cell, index)
+            text = "".join(o.get("text", "") for o in cell.outputs)
+            found = re.search(r"open (http://127\.0\.0\.1:\d+/) in your browser", text)
+            if found:
+                url = found.group(1)
+                break
+        assert url, "no cell printed the server's URL ('open http://127.0.0.1:PORT/ ...')"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM, args=[*FLAGS, "--no-proxy-server"]
+            )
+            try:
+                page = browser.new_page(viewport={"width": 900, "height": 500})
+                page.set_default_timeout(30_000)
+                response = page.goto(url)
+                assert response is not None and response.status == 200
+                assert response.headers["content-type"] == "text/html"
+                page.wait_for_function(
+                    "() => document.getElementById('files').textContent.startsWith('files:')"
+                )
+                heading = page.locator("h1").text_content()
+                files = page.locator("#files").text_content()
+                page.screenshot(path=str(ARTIFACTS / "08-site.png"))
+                response = page.goto(url + "api/files")
+                assert response is not None and response.status == 200
+                kind = response.headers["content-type"]
+                listing = response.json()
+                missing = page.goto(url + "no-such-page.html")
+                missing_status = missing.status if missing is not None else None
+                # what Chromium sends for dot segments, plain and encoded (the URL standard
+                # removes both), and for an encoded slash (kept): the server's log tells
+                for target in ("notes/../hello.txt", "notes/%2e%2e/hello.txt"):
+                    page.goto(url + target)
+                leaked = page.goto(url + "notes/..%2f..%2fsecret.txt")
+                leaked_text = leaked.text() if leaked is not None else ""
+            finally:
+                browser.close()
+        log = nbformat.v4.new_code_cell("print(srv.output())\nsrv.stop()")
+        nb.cells.append(log)
+        client.execute_cell(log, len(nb.cells) - 1)
+        text = "".join(o.get("text", "") for o in log.outputs)
+    # srv.output()'s own lines (netlab may also show them labelled "[site_server] ...")
+    logged = "\n".join(line for line in text.splitlines() if not line.startswith("["))
+    assert heading == "Served by your socket server"
+    assert files == "files: hello.txt, index.html, notes/todo.txt"
+    assert kind == "application/json"
+    assert listing == {"files": ["hello.txt", "index.html", "notes/todo.txt"]}
+    assert missing_status == 404
+    for line in ("GET / HTTP/1.1 -> 200", "GET /api/files HTTP/1.1 -> 200",
+                 "GET /no-such-page.html HTTP/1.1 -> 404"):  # fmt: skip
+        assert line in logged, logged
+    # both dot-segment forms arrived as /hello.txt; the encoded slash went through as sent,
+    # and the notebook's naive server (before Exercise 3) gave the secret away to it
+    after = logged.partition("GET /no-such-page.html HTTP/1.1 -> 404")[2]
+    assert after.count("GET /hello.txt HTTP/1.1 -> 200") == 2, logged
+    assert "GET /notes/..%2f..%2fsecret.txt HTTP/1.1 -> 200" in logged, logged
+    assert leaked_text == "the password is swordfish\n"
+
+
+def test_notebook_08_runs_in_jupyterlab(lab):
+    """Notebook 08 run all in JupyterLab, as a learner would: every cell runs, no error
+    (its check cells answer "not done yet"), and the relay's diagram renders as SVG."""
+    test_notebook_runs_in_a_real_browser(lab, "08-http-from-scratch.ipynb", True, False)
