@@ -10,11 +10,11 @@ LAB_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 NBVAL := --nbval --ignore=notebooks/scratch --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout=60
 LINTED := helpers tests bench tools conftest.py
-UNIT_WORKERS ?= 4
+WORKERS ?= 4
 LEARNERS ?= 4
 ROUNDS ?= 1
 
-.PHONY: help install system-tools system-tools-lab lab test test-timings lint unit nbval notebooks bench \
+.PHONY: help install system-tools system-tools-lab lab test test-timings lint tests-and-notebooks unit nbval notebooks bench \
 	class-check binder-check ipykernel629-check clean
 
 help:
@@ -54,23 +54,25 @@ lab: system-tools-lab $(STAMP)
 		$(LAB_ARGS) notebooks/00-welcome.ipynb
 
 # `make test` prints its time at the end; `make test-timings` shows where it goes.
-# lint, the unit tests in parallel (conftest.py says how they share the machine), then
-# strict nbval of every notebook, one after another (parallel nbval kernels were seen
-# to die at start: jupyter_client picks their ports by a probe that can race).
+# lint, then the unit tests and strict nbval of every notebook in one parallel run
+# (pytest-xdist, one file at a time per worker: conftest.py says how they share the
+# machine, and why the kernels talk over IPC). `make unit` and `make nbval` run a part.
 test: system-tools $(STAMP)
-	@start=$$(date +%s); $(MAKE) --no-print-directory lint unit nbval && \
+	@start=$$(date +%s); $(MAKE) --no-print-directory lint tests-and-notebooks && \
 	echo "make test: passed in $$(( $$(date +%s) - start )) s"
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 
+tests-and-notebooks: system-tools $(STAMP)
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile $(NBVAL) tests notebooks
+
 unit: system-tools $(STAMP)
-	$(BIN)/python -m pytest -q -n $(UNIT_WORKERS) --dist loadgroup tests
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile tests
 
 test-timings: system-tools $(STAMP)
-	$(BIN)/python -m pytest -q -n $(UNIT_WORKERS) --dist loadgroup --durations=25 tests
-	$(BIN)/python -m pytest -q $(NBVAL) --durations=10 notebooks
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile $(NBVAL) --durations=40 tests notebooks
 
 nbval: system-tools $(STAMP)
 	$(BIN)/python -m pytest -q $(NBVAL) notebooks

@@ -12,13 +12,15 @@ says why, exactly as it does for 5000.
 
 from __future__ import annotations
 
+import atexit
+import itertools
 import os
+import shutil
+import tempfile
 import zlib
 from pathlib import Path
 
-import pytest
-
-_WORKERS = 8  # ports per checkout: `make unit` runs at most this many workers apart
+_WORKERS = 8  # ports per checkout: enough for `make test WORKERS=8`
 _BASE = 20000 + zlib.crc32(str(Path(__file__).resolve().parent).encode()) % 1250 * _WORKERS
 
 
@@ -36,14 +38,41 @@ if os.environ.get("NETLAB_PORT_FROM") == "conftest.py" or "NETLAB_PORT" not in o
     os.environ["NETLAB_PORT_FROM"] = "conftest.py"
 
 
-# How the unit tests share the machine when pytest-xdist runs them in parallel
-# (`make unit`: ``-n 4 --dist loadgroup``). Most tests wait on sockets, not on the CPU,
-# so four workers on two cores finish sooner. Each test file is one group, so that its
-# module-scoped fixtures (such as test_promise.py's kernels) are made once; the files
-# that run notebooks may run side by side because every worker has its own port for
-# netlab's "5000" (above). Group names are the files' stems: xdist reads a "." in a
-# group name as part of the test's id.
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(item.path.stem.replace("-", "_")))
+# How the tests share the machine when pytest-xdist runs them in parallel (`make test`:
+# ``-n 4 --dist loadfile``, the unit tests and nbval's notebooks together). Most tests
+# wait on sockets, not on the CPU, so four workers on two cores finish sooner. Each file
+# (a test module, a notebook) runs on one worker, so that a module's fixtures (such as
+# test_promise.py's kernels) are made once and a notebook's cells share one kernel; the
+# files that run notebooks may run side by side because every worker has its own port
+# for netlab's "5000" (above).
+
+
+# Kernels that the tests start (nbval's, test_rerun's, the lab's) talk to this process over
+# IPC, Unix sockets in a folder of this process, instead of TCP. jupyter_client picks a TCP
+# kernel's five ports by binding port 0 and closing the socket again; the kernel binds them
+# later, and in between a kernel of another worker (or anything else) can take one: that
+# kernel then dies before it answers kernel_info. IPC has no ports to lose. (tests/
+# kernelcells.py chooses IPC for its kernels itself.)
+def _kernels_over_ipc() -> None:
+    try:
+        from jupyter_client.manager import KernelManager
+    except ImportError:  # a plain Python without Jupyter: nothing starts kernels
+        return
+    if getattr(KernelManager, "_netlab_tests_ipc", False):
+        return
+    folder = tempfile.mkdtemp(prefix="kernels-")
+    atexit.register(shutil.rmtree, folder, True)
+    numbers = itertools.count(1)
+    pre_start = KernelManager._async_pre_start_kernel
+
+    async def _async_pre_start_kernel(self, **kw):
+        if self.transport == "tcp" and not self._connection_file_written:
+            self.transport = "ipc"
+            self.ip = os.path.join(folder, f"k{next(numbers)}")
+        return await pre_start(self, **kw)
+
+    KernelManager._async_pre_start_kernel = _async_pre_start_kernel
+    KernelManager._netlab_tests_ipc = True
+
+
+_kernels_over_ipc()

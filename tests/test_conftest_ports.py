@@ -1,4 +1,5 @@
-"""conftest.py gives every pytest-xdist worker a port of its own for netlab's "5000".
+"""conftest.py gives every pytest-xdist worker a port of its own for netlab's "5000", and
+the kernels that tests start talk over IPC.
 
 The controller imports conftest.py before it starts the workers, and they inherit its
 environment: once, all four workers shared one port, and one worker's notebook server
@@ -9,6 +10,7 @@ lost its bind() to another worker's (a CI failure in test_rerun). This runs a re
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,3 +73,29 @@ def test_each_worker_gets_its_own_port(tmp_path):
 def test_a_port_named_by_whoever_runs_pytest_is_kept(tmp_path):
     ports = run_workers(tmp_path, NETLAB_PORT="23456")
     assert set(ports.values()) == {"23456"}, ports
+
+
+def test_kernels_that_tests_start_talk_over_ipc():
+    """conftest.py moves the kernels of nbval, nbclient and jupyter_client to IPC: a TCP
+    kernel's ports are chosen by a probe that another worker's kernel can race."""
+    import psutil
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel()
+    try:
+        client = km.client()
+        client.start_channels()
+        client.wait_for_ready(timeout=60)
+        client.stop_channels()
+        info = km.get_connection_info()
+        assert info["transport"] == "ipc" and info["ip"].startswith(tempfile.gettempdir())
+        channels = {info[f"{name}_port"] for name in ("shell", "iopub", "stdin", "control", "hb")}
+        tcp_ports = {
+            c.laddr.port
+            for c in psutil.Process(km.provisioner.pid).net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN
+        }
+        assert not channels & tcp_ports, (channels, tcp_ports)
+    finally:
+        km.shutdown_kernel(now=True)
