@@ -5,9 +5,12 @@ server run by netlab.serve as a notebook would run it. No sleeps: the clients wa
 their sockets, and every run has a deadline.
 """
 
+import importlib
+import os
 import selectors
 import socket
 import threading
+from types import SimpleNamespace
 
 import pytest
 
@@ -68,3 +71,45 @@ def test_selector_server_asks_for_write_only_with_data_to_send():
         conn.outbox.clear()
         conn.peer_closed = True
         assert conn.wanted_events() == 0  # everything echoed, client gone: close
+
+
+class _Bound(Exception):
+    """Raised by the stand-in socket's bind(): the server function has set its options."""
+
+
+@pytest.mark.parametrize("module_name", ["threaded", "selector"])
+@pytest.mark.parametrize("os_name, reuse", [("posix", True), ("nt", False)])
+def test_course_servers_set_so_reuseaddr_except_on_windows(
+    monkeypatch, module_name, os_name, reuse
+):
+    """Notebook 02: on Windows SO_REUSEADDR lets another socket take a port in use, so the
+    course's servers (printed in notebook 05) set it only elsewhere."""
+    module = importlib.import_module(f"helpers.servers.{module_name}")
+    options = []
+
+    class StandIn:
+        def __init__(self, *args):
+            pass
+
+        def setsockopt(self, level, option, value):
+            options.append(option)
+
+        def bind(self, address):
+            raise _Bound
+
+    fake = SimpleNamespace(
+        **{name: getattr(socket, name) for name in dir(socket) if name.isupper()}
+    )
+    fake.socket = StandIn
+    monkeypatch.setattr(module, "socket", fake)
+    monkeypatch.setattr(module, "os", SimpleNamespace(name=os_name))
+    server = getattr(module, f"{module_name}_echo_server")
+    with pytest.raises(_Bound):
+        server(0)
+    assert (socket.SO_REUSEADDR in options) is reuse
+
+
+def test_socketserver_server_sets_so_reuseaddr_except_on_windows():
+    from helpers.servers.socketserver_server import EchoServer
+
+    assert EchoServer.allow_reuse_address is (os.name != "nt")  # TCPServer's default: False

@@ -15,14 +15,24 @@ Theory of operation. A check is a function that raises ``Failure(what, hint, sen
 when the learner's code misbehaves. ``run_checks`` runs the checks of one exercise in
 order and stops at the first failure (the others are listed as not run): the learner
 fixes one thing at a time, and a broken solution does not wait for every timeout.
-A stub that raises NotImplementedError gives a "not done yet" verdict, not a traceback.
+A stub that raises NotImplementedError gives a "not done yet" verdict, not a traceback;
+so does anything else a learner's code can do: return None or a coroutine (an ``async
+def``), raise, hang, spin. An exception that no check expected still becomes a failure.
+On a shared machine strangers can reach any port on loopback: the check's own servers
+accept only connections from sockets of this user (``accept_ours``, ``accept_from``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import dis
+import inspect
+import ipaddress
+import os
 import selectors
 import socket
+import sys
 import textwrap
 import threading
 import time
@@ -130,10 +140,45 @@ def _wrap(label: str, text: str, indent: str = "      ") -> list[str]:
     ) or [indent + label.rstrip()]
 
 
-def run_checks(subject: str, checks) -> Verdict:
-    """Run ``checks`` (pairs of title and no-argument function) in order; judge."""
+HINT_COROUTINE = (
+    "Your function is a coroutine function (async def): calling it only creates a "
+    "coroutine, and runs none of its code. Write it with plain `def` and blocking socket "
+    "calls, as the exercise asks (an `async def` needs an event loop to run it)."
+)
+HINT_NOT_COROUTINE = (
+    "Write it as `async def handle(reader, writer):` (with `await` before reader.read() "
+    "and writer.drain()): asyncio.start_server calls it and runs the coroutine it returns."
+)
+HINT_UNEXPECTED = (
+    "Something unexpected happened while checking your function: read the exception, "
+    "run your function's cell again, then this check."
+)
+
+
+def run_checks(subject: str, checks, function=None, coroutine: bool = False) -> Verdict:
+    """Run ``checks`` (pairs of title and no-argument function) in order; judge.
+
+    ``function`` is the learner's function: when it is (or is not, with
+    ``coroutine=True``) an ``async def``, the first check fails with a hint that says so,
+    instead of running checks that can only fail for another apparent reason. An
+    exception that no check expected becomes a failure too: a learner always gets a
+    verdict, never a traceback.
+    """
     outcomes = []
     failed = False
+    if function is not None and _is_coroutine_function(function) != coroutine:
+        what = (
+            "it is an `async def`: calling it returned a coroutine, not a result"
+            if not coroutine
+            else "it is a plain function, not an `async def`"
+        )
+        first = Failure(what, HINT_NOT_COROUTINE if coroutine else HINT_COROUTINE)
+        checks = list(checks)
+        return Verdict(
+            subject,
+            [Outcome(checks[0][0], "fail", first)]
+            + [Outcome(title, "skip") for title, _ in checks[1:]],
+        )
     for title, check in checks:
         if failed:
             outcomes.append(Outcome(title, "skip"))
@@ -145,20 +190,57 @@ def run_checks(subject: str, checks) -> Verdict:
         except Failure as failure:
             outcomes.append(Outcome(title, "fail", failure))
             failed = True
+        except Exception as exc:  # noqa: BLE001 - the learner gets a verdict, not a traceback
+            failure = Failure(
+                f"the check could not go on: {describe_exception(exc)}", HINT_UNEXPECTED
+            )
+            outcomes.append(Outcome(title, "fail", failure))
+            failed = True
         else:
             outcomes.append(Outcome(title, "pass"))
     return Verdict(subject, outcomes)
+
+
+def _is_coroutine_function(function) -> bool:
+    return inspect.iscoroutinefunction(function)
 
 
 # --- describing bytes and exceptions -----------------------------------------------------
 
 
 def show_bytes(data, limit: int = 48) -> str:
-    """``b'hello'``, or for long data ``1048576 bytes (b'abc'...)``."""
+    """``b'hello'``, or for long data ``1048576 bytes (b'abc'...)``; anything that is not
+    bytes is described as what it is (``None``, ``str 'hello'``), never an exception."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        return describe_value(data)
     data = bytes(data)
     if len(data) <= limit:
         return repr(data)
     return f"{len(data)} bytes ({data[: limit // 2]!r}...)"
+
+
+def describe_value(value, limit: int = 60) -> str:
+    """What a learner's function returned, for a verdict: ``None``, ``str 'abc'``, ..."""
+    if value is None:
+        return "None"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return show_bytes(value)
+    text = repr(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+HINT_RETURNED_NONE = (
+    "A function without a `return` statement (or one that reaches its end) returns None: "
+    "end it with `return` and the result."
+)
+
+
+def returned_none(result, sent: str | None = None) -> None:
+    """Raise the "it returned None" failure (a forgotten ``return``) when ``result`` is None."""
+    if result is None:
+        raise Failure("it returned None", HINT_RETURNED_NONE, sent)
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -175,6 +257,7 @@ class Call:
     finished: bool
     result: object = None
     error: BaseException | None = None
+    sent: int = 0  # bytes the attacker had sent when the call ended (call_with_pieces)
 
 
 def call_bounded(func, *args, timeout: float = CALL_TIMEOUT, on_timeout=None) -> Call:
@@ -201,7 +284,104 @@ def call_bounded(func, *args, timeout: float = CALL_TIMEOUT, on_timeout=None) ->
         worker.join(1.0)
     if call.finished and isinstance(call.error, NotImplementedError):
         raise NotDone()
+    if inspect.iscoroutine(call.result):
+        call.result.close()  # never awaited, on purpose: no "never awaited" warning later
+        raise Failure(
+            "it returned a coroutine (your function is an `async def`), not a result",
+            HINT_COROUTINE,
+        )
     return call
+
+
+_READS = {"recv", "recv_into", "recvfrom", "recvfrom_into", "recvmsg", "recvmsg_into"}
+
+
+class _Overran(BaseException):
+    """Raised inside a learner's function that still ran after its sockets were closed."""
+
+
+def _in_a_c_call(thread: threading.Thread) -> bool:
+    """The thread waits inside a C function now (time.sleep, a lock, a C library).
+
+    An exception raised in such a thread cannot land until the call returns, and while
+    it waits CPython 3.11 makes every other thread check for it at each step (a check's
+    own threads slowed down until verdicts said "did not return"). Python code is
+    running when the innermost frame is not at a call: a call of Python code has a frame
+    of its own.
+    """
+    frame = sys._current_frames().get(thread.ident)
+    if frame is None:
+        return False
+    code = frame.f_code.co_code
+    return 0 <= frame.f_lasti < len(code) and dis.opname[code[frame.f_lasti]] in _CALLS
+
+
+_CALLS = frozenset({"CALL", "CALL_FUNCTION", "CALL_FUNCTION_EX", "CALL_METHOD", "PRECALL"})
+
+
+class WatchedCall:
+    """A learner's function, called so that the check sees the sockets it uses.
+
+    While the function runs, its thread's profiler hook (``sys.setprofile`` acts on the
+    calling thread only) notes every socket whose methods it calls, and the socket's
+    timeout at each read. Nothing else changes: the calls are the socket module's own.
+    """
+
+    def __init__(self, func):
+        self.func = func
+        self.thread: threading.Thread | None = None
+        self.sockets: dict[int, socket.socket] = {}  # kept alive: the check closes them
+        self.read_timeouts: list[float | None] = []
+
+    def __call__(self, *args):
+        self.thread = threading.current_thread()
+        previous = sys.getprofile()
+        sys.setprofile(self._profile)
+        try:
+            return self.func(*args)
+        finally:
+            sys.setprofile(previous)
+
+    def _profile(self, frame, event, arg) -> None:
+        if event != "c_call":
+            return
+        sock = getattr(arg, "__self__", None)
+        if isinstance(sock, socket.socket):
+            self.sockets[id(sock)] = sock
+            if getattr(arg, "__name__", "") in _READS:
+                self.read_timeouts.append(sock.gettimeout())
+
+    def end(self, port: int) -> None:
+        """The function overran: close its sockets connected to ``port``.
+
+        A shutdown wakes a recv() that waits; after the close, the next recv() of a loop
+        that spins on b'' raises OSError, and the loop ends. A function that survives
+        even that (it catches every error) is interrupted with an exception.
+        """
+        for sock in list(self.sockets.values()):
+            try:
+                connected_here = sock.getpeername()[1] == port
+            except (OSError, IndexError, TypeError):
+                continue
+            if connected_here:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+        thread = self.thread
+        if thread is not None and thread.is_alive():
+            thread.join(0.5)
+        if thread is not None and thread.is_alive() and thread.ident is not None:
+            set_async_exc = getattr(
+                getattr(ctypes, "pythonapi", None), "PyThreadState_SetAsyncExc", None
+            )
+            if set_async_exc is not None and not _in_a_c_call(thread):
+                set_async_exc(ctypes.c_ulong(thread.ident), ctypes.py_object(_Overran))
+
+    def close_all(self) -> None:
+        """Close what the function left open (so Python does not warn about it later)."""
+        for sock in self.sockets.values():
+            with contextlib.suppress(OSError):
+                sock.close()
 
 
 class WatchedSocket(socket.socket):
@@ -216,21 +396,43 @@ class WatchedSocket(socket.socket):
         super().__init__(*args, **kwargs)
         self.received = 0
         self.read_calls = 0
+        self.asked: list[int] = []  # the size of each read the user asked for
+        self.waiting_all = False  # in a recv(n, MSG_WAITALL): it returns only with n bytes
         self.changed = threading.Condition()
+
+    def _asking(self, size: int, flags: int) -> None:
+        with self.changed:
+            self.asked.append(size)
+            if flags & getattr(socket, "MSG_WAITALL", 0):
+                # Such a read waits for all it asked for: the attacker may send on at once
+                # (the only way that the kernel sees "one byte at a time").
+                self.waiting_all = True
+                self.changed.notify_all()
 
     def _count(self, n: int) -> None:
         with self.changed:
             self.received += n
             self.read_calls += 1
+            self.waiting_all = False
             self.changed.notify_all()
 
-    def recv(self, *args, **kwargs):
-        data = super().recv(*args, **kwargs)
+    def recv(self, bufsize, flags=0):
+        self._asking(bufsize, flags)
+        try:
+            data = super().recv(bufsize, flags)
+        except BaseException:
+            self._count(0)
+            raise
         self._count(len(data))
         return data
 
-    def recv_into(self, buffer, *args, **kwargs):
-        n = super().recv_into(buffer, *args, **kwargs)
+    def recv_into(self, buffer, nbytes=0, flags=0):
+        self._asking(nbytes or len(buffer), flags)
+        try:
+            n = super().recv_into(buffer, nbytes, flags)
+        except BaseException:
+            self._count(0)
+            raise
         self._count(n)
         return n
 
@@ -256,7 +458,7 @@ def connected_pair():
             learner.settimeout(REPLY_TIMEOUT)
             learner.connect(listener.getsockname())
             learner.settimeout(None)
-            attacker, _ = listener.accept()
+            attacker = accept_from(listener, learner.getsockname())
             attacker.settimeout(REPLY_TIMEOUT)
             yield learner, attacker
         finally:
@@ -265,20 +467,32 @@ def connected_pair():
                 attacker.close()
 
 
-def feed(learner: WatchedSocket, attacker: socket.socket, pieces, call_done: threading.Event):
-    """Send ``pieces`` one after another, each only once the learner read all before it."""
+def feed(
+    learner: WatchedSocket,
+    attacker: socket.socket,
+    pieces,
+    call_done: threading.Event,
+    progress: list | None = None,
+):
+    """Send ``pieces`` one after another, each only once the learner read all before it
+    (or waits in a ``recv(n, MSG_WAITALL)``, which returns only once n bytes are there).
+    ``progress[0]`` counts the bytes sent so far, so that a verdict says the truth."""
     total = 0
     for piece in pieces:
         if total:
             with learner.changed:
                 learner.changed.wait_for(
-                    lambda total=total: learner.received >= total or call_done.is_set(),
+                    lambda total=total: (
+                        learner.received >= total or learner.waiting_all or call_done.is_set()
+                    ),
                     REPLY_TIMEOUT,
                 )
             if call_done.is_set():
                 return
         attacker.sendall(piece)
         total += len(piece)
+        if progress is not None:
+            progress[0] = total
 
 
 def call_with_pieces(
@@ -287,16 +501,18 @@ def call_with_pieces(
     """Run ``func(learner, *args)`` while the attacker feeds it ``pieces``."""
     done = threading.Event()
     feeder_error = []
+    progress = [0]
 
     def feeder():
         try:
-            feed(learner, attacker, pieces, done)
+            feed(learner, attacker, pieces, done, progress)
             if close_after:
                 # End of stream once everything sent was read (or the function returned).
                 total = sum(len(p) for p in pieces)
                 with learner.changed:
                     learner.changed.wait_for(
-                        lambda: learner.received >= total or done.is_set(), REPLY_TIMEOUT
+                        lambda: learner.received >= total or learner.waiting_all or done.is_set(),
+                        REPLY_TIMEOUT,
                     )
                 attacker.shutdown(socket.SHUT_WR)
         except OSError as exc:
@@ -316,9 +532,12 @@ def call_with_pieces(
             learner.shutdown(socket.SHUT_RDWR)  # wakes a recv() blocked in another thread
         learner.close()
 
-    call = call_bounded(wrapped, learner, *args, timeout=timeout, on_timeout=unblock)
-    done.set()
-    thread.join(REPLY_TIMEOUT)
+    try:
+        call = call_bounded(wrapped, learner, *args, timeout=timeout, on_timeout=unblock)
+    finally:
+        done.set()
+        thread.join(REPLY_TIMEOUT)
+    call.sent = progress[0]
     return call
 
 
@@ -422,6 +641,78 @@ def still_listens(server) -> bool:
         except OSError:
             continue
     return False
+
+
+def from_this_process(peer, kind: str = "tcp") -> bool:
+    """Whether ``peer`` (an address that reached a check's own server) may be the learner's.
+
+    On a shared machine (a JupyterHub on one host shares loopback) a stranger may connect
+    to any port, and a check trusts only what the learner's code opened. The kernel's
+    socket tables (/proc/net/tcp, /proc/net/udp) name the user that owns each socket, even
+    one that its program has closed already: a peer socket of another user is a stranger.
+    Where the tables cannot tell (not Linux, or the socket has gone), the peer is trusted
+    rather than a learner failed.
+    """
+    owners = _socket_owners(peer, kind)
+    return not owners or os.getuid() in owners
+
+
+def _socket_owners(peer, kind: str) -> set[int]:
+    """The uids owning a ``kind`` socket bound to ``peer`` (its address or a wildcard)."""
+    if not hasattr(os, "getuid"):
+        return set()
+    try:
+        ip = ipaddress.ip_address(peer[0])
+    except ValueError:
+        return set()
+    port = int(peer[1])
+    owners: set[int] = set()
+    for suffix in ("", "6"):
+        try:
+            with open(f"/proc/net/{kind}{suffix}") as table:
+                lines = table.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 8:
+                continue
+            address, _, hexport = fields[1].partition(":")
+            if int(hexport, 16) != port:
+                continue
+            raw = bytes.fromhex(address)
+            # the table writes each 32-bit word of the address in this machine's order
+            words = [
+                raw[i : i + 4][::-1] if sys.byteorder == "little" else raw[i : i + 4]
+                for i in range(0, len(raw), 4)
+            ]
+            local = ipaddress.ip_address(b"".join(words))
+            if isinstance(local, ipaddress.IPv6Address) and local.ipv4_mapped:
+                local = local.ipv4_mapped
+            if local == ip or local.is_unspecified:
+                owners.add(int(fields[7]))
+    return owners
+
+
+def accept_from(listener: socket.socket, address) -> socket.socket:
+    """Accept the connection that comes from ``address`` (a socket the check opened);
+    any other (a stranger's, on a shared machine) is closed. Bounded by the listener's
+    timeout."""
+    while True:
+        conn, peer = listener.accept()
+        if tuple(peer[:2]) == tuple(address[:2]):
+            return conn
+        conn.close()
+
+
+def accept_ours(listener: socket.socket):
+    """``listener.accept()``, but a connection from another process is closed and skipped
+    (see ``from_this_process``). Raises what accept() raises (e.g. TimeoutError)."""
+    while True:
+        conn, peer = listener.accept()
+        if from_this_process(peer):
+            return conn, peer
+        conn.close()
 
 
 def connect(server, timeout: float = REPLY_TIMEOUT) -> socket.socket:

@@ -19,10 +19,8 @@ then raises), and the server never sees a client it did not expect.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import socket
-import sys
 import threading
 import warnings
 
@@ -32,6 +30,8 @@ from ._checker import (
     EOF_TIMEOUT,
     Failure,
     NotDone,
+    WatchedCall,
+    accept_ours,
     call_bounded,
     connect,
     describe_exception,
@@ -67,6 +67,7 @@ def _guarded(checks):
 # --- Exercise 1: hello_server ------------------------------------------------------------
 
 GREETING = b"Hello, 127.0.0.1"  # what a client on this machine must receive
+GREETINGS = (GREETING, GREETING + b"\n", GREETING + b"\r\n")  # a line end is fine too
 
 HINT_CLOSE = (
     "Close the connection after sending (c.close()): the client reads until the end, "
@@ -108,9 +109,9 @@ def check_hello_server(hello_server) -> object:
             data, how = read_to_eof(sock, server)
         # the client's port changes on every run: the verdict names it, not its number
         shown = show_bytes(data).replace(str(client_port), "<client port>")
-        if data == GREETING and how == "eof":
+        if data in GREETINGS and how == "eof":
             return
-        if data == GREETING:
+        if data in GREETINGS:
             raise Failure("the greeting came, but the connection stayed open", HINT_CLOSE, sent)
         if not data and how == "timeout":
             raise Failure("nothing came while the client waited", HINT_SILENT, sent)
@@ -192,8 +193,9 @@ def check_hello_server(hello_server) -> object:
 
 FIRST, SECOND = b"Thank you ", b"for connecting"
 PAUSE = 1.0  # the check's server sends SECOND this long after FIRST (or once fetch returned)
+LINGER = 0.5  # then it waits this long before it closes: a fetch that returns meanwhile
+# never saw the end (b''), it only counted the parts
 FETCH_TIMEOUT = PAUSE + 3.0  # fetch gets this long in all: 3 s more than the server needs
-_READS = {"recv", "recv_into", "recvfrom", "recvfrom_into", "recvmsg", "recvmsg_into"}
 
 HINT_EOF = (
     "Once the server has closed, recv() returns b'' at once, every time, so a loop that "
@@ -210,75 +212,6 @@ HINT_TIMEOUT = (
     "socket.create_connection(('127.0.0.1', port), timeout=5)). Without one, a server that "
     "never answers keeps fetch waiting in recv() forever."
 )
-
-
-class _Overran(BaseException):
-    """Raised inside a learner's function that still ran after its sockets were closed."""
-
-
-class _Watched:
-    """A learner's function, called so that the check sees the sockets it uses.
-
-    While the function runs, its thread's profiler hook (``sys.setprofile`` acts on the
-    calling thread only) notes every socket whose methods it calls, and the socket's
-    timeout at each read. Nothing else changes: the calls are the socket module's own.
-    """
-
-    def __init__(self, func):
-        self.func = func
-        self.thread: threading.Thread | None = None
-        self.sockets: dict[int, socket.socket] = {}  # kept alive: the check closes them
-        self.read_timeouts: list[float | None] = []
-
-    def __call__(self, *args):
-        self.thread = threading.current_thread()
-        previous = sys.getprofile()
-        sys.setprofile(self._profile)
-        try:
-            return self.func(*args)
-        finally:
-            sys.setprofile(previous)
-
-    def _profile(self, frame, event, arg) -> None:
-        if event != "c_call":
-            return
-        sock = getattr(arg, "__self__", None)
-        if isinstance(sock, socket.socket):
-            self.sockets[id(sock)] = sock
-            if getattr(arg, "__name__", "") in _READS:
-                self.read_timeouts.append(sock.gettimeout())
-
-    def end(self, port: int) -> None:
-        """The function overran: close its sockets connected to ``port``.
-
-        A shutdown wakes a recv() that waits; after the close, the next recv() of a loop
-        that spins on b'' raises OSError, and the loop ends. A function that survives
-        even that (it catches every error) is interrupted with an exception.
-        """
-        for sock in list(self.sockets.values()):
-            try:
-                connected_here = sock.getpeername()[1] == port
-            except (OSError, IndexError, TypeError):
-                continue
-            if connected_here:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-        thread = self.thread
-        if thread is not None and thread.is_alive():
-            thread.join(0.5)
-        if thread is not None and thread.is_alive() and thread.ident is not None:
-            set_async_exc = getattr(
-                getattr(ctypes, "pythonapi", None), "PyThreadState_SetAsyncExc", None
-            )
-            if set_async_exc is not None:
-                set_async_exc(ctypes.c_ulong(thread.ident), ctypes.py_object(_Overran))
-
-    def close_all(self) -> None:
-        """Close what the function left open (so Python does not warn about it later)."""
-        for sock in self.sockets.values():
-            with contextlib.suppress(OSError):
-                sock.close()
 
 
 def _fetch_error_hint(error: BaseException) -> str:
@@ -318,20 +251,25 @@ def check_fetch(fetch) -> object:
     def both_parts():
         returned = threading.Event()
         accepted = threading.Event()
+        early = threading.Event()  # fetch returned before the server had closed
+        decided = threading.Event()  # the server has seen whether it did
 
         def fetch_server(port):  # the check's server: a greeting in two parts, then the end
             with socket.socket() as listener:
                 listener.bind(("127.0.0.1", port))
                 listener.listen(1)
-                conn, _ = listener.accept()
+                conn, _ = accept_ours(listener)
                 accepted.set()
                 with conn:
                     conn.sendall(FIRST)
                     returned.wait(PAUSE)  # the rest comes later, or once fetch has returned
                     with contextlib.suppress(OSError):  # the client may be gone already
                         conn.sendall(SECOND)
+                    if returned.wait(LINGER):  # fetch returned before the end was sent
+                        early.set()
+                    decided.set()
 
-        watched = _Watched(fetch)
+        watched = WatchedCall(fetch)
         server = netlab.serve(
             fetch_server, port=None, name=f"check-{subject}-server", announce=False
         )
@@ -344,6 +282,8 @@ def check_fetch(fetch) -> object:
             )
         finally:
             returned.set()
+            if accepted.is_set():
+                decided.wait(PAUSE + LINGER)  # let the server note what it saw, then stop it
             server.stop()
             watched.close_all()
         run["timeouts"] = watched.read_timeouts
@@ -382,6 +322,14 @@ def check_fetch(fetch) -> object:
                 "instead, data.decode().",
                 sent,
             )
+        if result == expected and early.is_set():
+            raise Failure(
+                "it returned before the server had closed the connection",
+                "Your function stopped after a fixed number of recv() calls: that number "
+                "fitted this server by chance. Call recv() in a loop until it returns b'' "
+                "(the server closed): only that says the reply is complete.",
+                sent,
+            )
         if result != expected:
             raise Failure(
                 f"it returned {str(result)[:60]!r}, expected {expected!r}",
@@ -403,4 +351,5 @@ def check_fetch(fetch) -> object:
                 ("reads with a timeout, so a silent server cannot hang it", with_timeout),
             ]
         ),
+        function=fetch,
     )

@@ -21,6 +21,7 @@ import psutil
 from ._checker import (
     CALL_TIMEOUT,
     Failure,
+    accept_from,
     call_bounded,
     connect,
     describe_exception,
@@ -82,8 +83,9 @@ def make_time_wait(port: int) -> None:
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         server.bind(("127.0.0.1", port))
         server.listen(1)
+        server.settimeout(CALL_TIMEOUT)
         with socket.create_connection(("127.0.0.1", port), timeout=CALL_TIMEOUT) as client:
-            conn, _ = server.accept()
+            conn = accept_from(server, client.getsockname())
             conn.close()  # the server's side closes first: it is the one left in TIME_WAIT
             client.recv(1)  # b'': the server's FIN has arrived; now the client closes too
 
@@ -133,10 +135,22 @@ def check_port_is_open(port_is_open) -> object:
         sent = "a port where a server listens"
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ResourceWarning)
-            with listening() as port:
-                call = call_bounded(port_is_open, port)
+            with socket.socket() as server:
+                server.bind(("127.0.0.1", 0))
+                server.listen(8)
+                call = call_bounded(port_is_open, server.getsockname()[1])
                 del call
                 gc.collect()
+                still_open = _connections_left_open(server)
+        if still_open:
+            raise Failure(
+                "your function returned, but its connection to the server stayed open "
+                "(the server never saw it close)",
+                "Close the socket before returning, also when you keep it somewhere: "
+                "`with socket.create_connection(...) as s:` closes it for you, even when an "
+                "exception leaves the block.",
+                sent,
+            )
         if any(issubclass(w.category, ResourceWarning) for w in caught):
             raise Failure(
                 "Python warned: ResourceWarning: unclosed socket",
@@ -166,6 +180,7 @@ def check_port_is_open(port_is_open) -> object:
             ),
             ("closes its socket", closes_its_socket),
         ],
+        function=port_is_open,
     )
 
 
@@ -193,8 +208,22 @@ def check_make_server_socket(make_server_socket) -> object:
                 "Read the exception: create, bind, listen and return the socket.",
                 sent,
             )
+        if call.result is None:
+            raise Failure(
+                "it returned None",
+                "Return the listening socket: end with `return s` (a function without a "
+                "return statement returns None).",
+                sent,
+            )
         if not isinstance(call.result, socket.socket):
             raise Failure(f"it returned {call.result!r:.40}", "Return the socket object.", sent)
+        if call.result.fileno() == -1:
+            raise Failure(
+                "it returned a closed socket",
+                "Do not close the socket you return (no `with socket.socket() as s:` "
+                "around it, no s.close()): the caller uses it, and closes it when done.",
+                sent,
+            )
         return call.result
 
     def listens_on_loopback():
@@ -237,7 +266,34 @@ def check_make_server_socket(make_server_socket) -> object:
             ("a client can connect and be accepted", accepts_a_client),
             ("binds while an old connection is in TIME_WAIT", rebinds_after_time_wait),
         ],
+        function=make_server_socket,
     )
+
+
+def _connections_left_open(server: socket.socket) -> int:
+    """How many of the connections waiting on ``server`` were not closed by their client.
+
+    Only connections to the check's own listening socket count (on a shared machine
+    other people's sockets are none of its business). A closed client has sent its FIN:
+    the accepted socket is readable and recv() returns b''. The wait is bounded by the
+    socket itself: readable at once for a closed client, 0.5 s for one still open.
+    """
+    left = 0
+    server.setblocking(False)
+    while True:
+        try:
+            conn, _ = server.accept()
+        except (BlockingIOError, InterruptedError):
+            return left
+        with conn:
+            conn.settimeout(0.5)
+            try:
+                if conn.recv(1) != b"":
+                    left += 1  # it sent something and stays: not closed either
+            except TimeoutError:
+                left += 1
+            except OSError:
+                pass  # reset: closed, if rudely
 
 
 def _free_port() -> int:

@@ -24,6 +24,7 @@ from ._checker import (
     describe_exception,
     read_reply,
     read_to_eof,
+    returned_none,
     run_checks,
     send_in_background,
     server_side,
@@ -67,6 +68,7 @@ def _unexpected(call, what_it_should: str) -> Failure:
 
 
 def _expect_bytes(result, expected: bytes, sent: str) -> None:
+    returned_none(result, sent)
     if not isinstance(result, bytes | bytearray):
         raise Failure(
             f"it returned {type(result).__name__} {result!r:.60}",
@@ -108,11 +110,21 @@ def check_recv_exactly(recv_exactly) -> object:
         def check():
             call, _ = exchange(pieces, n)
             if not call.finished:
-                raise Failure(
-                    f"it had not returned after {CALL_TIMEOUT:g} s, though all {n} bytes were sent",
-                    "Stop as soon as you have n bytes: loop `while len(data) < n`.",
-                    sent,
-                )
+                if call.sent >= n:
+                    what = f"it had not returned after {CALL_TIMEOUT:g} s, though all {n} bytes were sent"
+                    hint = "Stop as soon as you have n bytes: loop `while len(data) < n`."
+                else:
+                    what = (
+                        f"it had not returned after {CALL_TIMEOUT:g} s; {call.sent} of the {n} "
+                        "bytes had been sent, the next one waits until your function has read "
+                        "those"
+                    )
+                    hint = (
+                        "Your function waited for more bytes than had arrived without reading "
+                        "what was there: call recv(n - len(data)) in a loop, each call returns "
+                        "what has arrived so far."
+                    )
+                raise Failure(what, hint, sent)
             if call.error is not None:
                 raise _unexpected(call, f"return {n} bytes")
             _expect_bytes(call.result, b"".join(pieces)[:n], sent)
@@ -175,6 +187,7 @@ def check_recv_exactly(recv_exactly) -> object:
             ("leaves the bytes after the n-th in the socket", leaves_the_rest),
             ("raises EOFError when the peer closes too early", closed_early),
         ],
+        function=recv_exactly,
     )
 
 
@@ -216,6 +229,7 @@ def check_encode_message(encode_message) -> object:
                     )
                 raise _unexpected(call, "return the frame as bytes")
             result, expected = call.result, expected_frame(text)
+            returned_none(result, sent)
             if not isinstance(result, bytes | bytearray):
                 raise Failure(
                     f"it returned {type(result).__name__}",
@@ -259,6 +273,7 @@ def check_encode_message(encode_message) -> object:
             ("'héllo ✓': the length counts bytes, not characters", case("héllo ✓")),
             ("a message of 70000 characters (longer than 65535)", case("x" * 70000)),
         ],
+        function=encode_message,
     )
 
 
@@ -279,11 +294,25 @@ def check_recv_message(recv_message) -> object:
             call = call_with_pieces(
                 several, learner, attacker, pieces, close_after=close_after, timeout=timeout
             )
+            call.asked = list(learner.asked)
         return call, results
 
     def expect(pieces, texts, sent):
         def check():
             call, results = calls(pieces, len(texts))
+            little = {
+                struct.unpack("<I", struct.pack("!I", len(t.encode("utf-8"))))[0] for t in texts
+            } - {len(t.encode("utf-8")) for t in texts}
+            if little & set(call.asked):
+                raise Failure(
+                    "after the header, it asked for "
+                    f"{max(little & set(call.asked))} bytes: the length read in the wrong "
+                    "byte order",
+                    "The length is big-endian (network order): struct.unpack('!I', header). "
+                    "'<I' (little-endian) or 'I' (this machine's order) read b'\\x00\\x00"
+                    "\\x00\\x05' as 83886080.",
+                    sent,
+                )
             if not call.finished:
                 raise Failure(
                     f"after returning {results!r:.60}, it was still waiting for bytes",
@@ -304,6 +333,8 @@ def check_recv_message(recv_message) -> object:
                         sent,
                     )
                 raise _unexpected(call, "return the message as str")
+            if results and None in results:
+                returned_none(None, sent)
             if results != texts:
                 raise Failure(
                     f"it returned {results!r:.80}, expected {texts!r:.80}",
@@ -359,6 +390,7 @@ def check_recv_message(recv_message) -> object:
             ),
             ("raises when the peer closes mid-message", closed_mid_frame),
         ],
+        function=recv_message,
     )
 
 

@@ -85,14 +85,26 @@ def _command_crash_hint(exc):
 
 
 def _conversation(
-    server, request: bytes, expected: bytes, sent: str, shut=True, mismatch=HINT_ONE_RECV
+    server,
+    request: bytes,
+    expected: bytes,
+    sent: str,
+    shut=True,
+    mismatch=HINT_ONE_RECV,
+    extra_hint=None,
 ):
     """Send ``request`` (while reading), expect exactly ``expected`` and then the end."""
     with connect(server) as sock:
         send_in_background(sock, request, shut=shut)
         data, how = read_reply(sock, server, lambda d: len(d) >= len(expected))
         _judge(data, how, expected, sent, mismatch)
-        _, how = read_to_eof(sock, server, timeout=EOF_TIMEOUT)
+        extra, how = read_to_eof(sock, server, timeout=EOF_TIMEOUT)
+        if extra:
+            raise Failure(
+                f"after {show_bytes(expected)} came {show_bytes(extra)} too",
+                extra_hint or "Send back exactly what you received, nothing more.",
+                sent,
+            )
         if how != "eof":
             raise Failure(
                 "the reply came, but the connection stayed open",
@@ -119,8 +131,11 @@ def _judge(data, how, expected, sent, mismatch=HINT_ONE_RECV):
 
 
 def _line_ending_hint(data: bytes) -> str:
-    """The hint for a wrong reply to b'PING\\r\\n': a '\\r' left in the line, or else lines."""
-    if b"\r" in data or b"\\r" in data:  # raw, or as repr() shows it: 'PING\\r'
+    """The hint for a wrong reply to b'PING\\r\\n': a '\\r' left in the line, or else lines.
+
+    b'PING\\n' was answered right by the check before, so an error reply here means that
+    the command was not recognised: the b'\\r' was left in it."""
+    if b"\r" in data or b"\\r" in data or data.startswith(b"ERR"):
         return HINT_CR
     return HINT_LINES
 
@@ -154,7 +169,18 @@ def _reset_then_next(
     _conversation(server, second, expected, sent, mismatch=mismatch)
 
 
+WAVE = 5  # clients connected at the same time: the tutorial's listen(5) queues them all
+
+
 def _many(server, request_of, expected_of, count=20, mismatch=HINT_ONE_RECV):
+    """``count`` clients, ``WAVE`` at a time (each wave once the one before has finished).
+
+    A server that serves one client at a time, as these do, keeps the others waiting in
+    the queue of listen(backlog); Linux drops the connection requests beyond it (the
+    client retries a second later, then 3 s, ...), which is the backlog at work, not a
+    bug of the server. Waves of 5 fit the tutorial's listen(5) and socketserver's 5.
+    """
+
     def talk(index):
         with connect(server, timeout=10.0) as sock:
             send_in_background(sock, request_of(index))
@@ -164,15 +190,32 @@ def _many(server, request_of, expected_of, count=20, mismatch=HINT_ONE_RECV):
             _judge(data, how, expected_of(index), f"client {index + 1} of {count}", mismatch)
             return data
 
-    for index, result in enumerate(many_clients(count, talk)):
-        if isinstance(result, Failure):
-            raise Failure(
-                f"client {index + 1}: {result.what}",
-                result.hint
-                or "With listen(5) extra clients wait in line for seconds (Linux does not "
-                "refuse them): call listen() without a number for a longer queue.",
-                f"{count} clients connected at once, each with its own message",
-            )
+    for start in range(0, count, WAVE):
+        size = min(WAVE, count - start)
+        results = many_clients(size, lambda i, start=start: talk(start + i))
+        for index, result in enumerate(results, start):
+            if isinstance(result, Failure):
+                raise Failure(
+                    f"client {index + 1}: {result.what}",
+                    result.hint
+                    or "Some clients waited in vain: with listen(n) at most n connections "
+                    "wait for accept() (Linux drops the others' requests, and they retry "
+                    "seconds later). Call listen() with 5 or more, and serve each client "
+                    "quickly.",
+                    f"{count} clients, {WAVE} connected at the same time, each with its own "
+                    "message",
+                )
+
+
+def _loopback_only(server) -> None:
+    host = server.bound_address[0] if server.bound_address else "127.0.0.1"
+    if host != "127.0.0.1":
+        raise Failure(
+            f"it listens on {host!r}: every network interface",
+            "Bind ('127.0.0.1', port): '' and '0.0.0.0' mean every network interface, so "
+            "other computers on your network could connect too.",
+            "where the server's socket is bound",
+        )
 
 
 # --- Exercise 1: echo_server --------------------------------------------------------------
@@ -205,6 +248,7 @@ def check_echo_server(echo_server) -> object:
                     )
                 ),
             ),
+            ("listens on 127.0.0.1 only", run(_loopback_only)),
             (
                 "a message sent one byte at a time",
                 run(
@@ -230,7 +274,7 @@ def check_echo_server(echo_server) -> object:
                 ),
             ),
             (
-                "20 clients at once",
+                "20 clients, 5 connected at the same time",
                 run(
                     lambda s: _many(
                         s, lambda i: b"client %d\n" % i * 50, lambda i: b"client %d\n" % i * 50
@@ -243,10 +287,13 @@ def check_echo_server(echo_server) -> object:
 
 # --- Exercise 2: handle_command (no sockets) --------------------------------------------------
 
-# (line received, reply due); a reply of "ERR" means any reply that starts with "ERR ".
+# (line received, reply due); a reply of "ERR" means any reply that starts with "ERR ",
+# a tuple any of its replies.
 COMMAND_CASES = [
     ("PING", "PONG"),
     ("ECHO hello world", "hello world"),
+    ("ECHO  two spaces  ", " two spaces  "),
+    ("ECHO", ("", "ERR")),
     ("ADD 2 3", "5"),
     ("ADD -4 10", "6"),
     ("QUIT", "BYE"),
@@ -257,7 +304,9 @@ COMMAND_CASES = [
 ]
 
 
-def reply_matches(reply, due: str) -> bool:
+def reply_matches(reply, due) -> bool:
+    if isinstance(due, tuple):
+        return any(reply_matches(reply, one) for one in due)
     if due == "ERR":
         return isinstance(reply, str) and reply.startswith("ERR ")
     return reply == due
@@ -270,23 +319,45 @@ def check_handle_command(handle_command) -> object:
         def check():
             sent = f"handle_command({line!r})"
             call = call_bounded(handle_command, line)
+            can_err = due == "ERR" or (isinstance(due, tuple) and "ERR" in due)
             if call.error is not None:
                 hint = (
                     "A client can send anything: answer bad input with a reply that starts "
-                    "with 'ERR ' (catch ValueError, check the number of words), never crash."
-                    if due == "ERR"
+                    "with 'ERR ' (catch ValueError and IndexError, check the number of "
+                    "words), never crash."
+                    if can_err
                     else f"Read the exception: {line!r} should give {due!r}."
                 )
                 raise Failure(f"it raised {describe_exception(call.error)}", hint, sent)
             if not reply_matches(call.result, due):
-                expected = "a reply that starts with 'ERR '" if due == "ERR" else repr(due)
-                if not isinstance(call.result, str):
+                expected = (
+                    "a reply that starts with 'ERR '"
+                    if due == "ERR"
+                    else " or ".join(
+                        "a reply that starts with 'ERR '" if d == "ERR" else repr(d) for d in due
+                    )
+                    if isinstance(due, tuple)
+                    else repr(due)
+                )
+                if call.result is None:
+                    hint = (
+                        "Return the reply as a str, without the newline (the server adds "
+                        "it): it returned None, and every path through the function needs a "
+                        "`return` with the reply."
+                    )
+                elif not isinstance(call.result, str):
                     hint = (
                         "Return the reply as a str, without the newline (the server adds "
                         "it): every path through the function needs a `return`."
                     )
                 elif due == "ERR":
                     hint = HINT_ERR_PREFIX
+                elif line.startswith("ECHO"):
+                    hint = (
+                        "Split the line into the command and the rest at the first space: "
+                        "ECHO answers with its text exactly as sent, spaces included "
+                        "(command, _, rest = line.partition(' ')); split() drops spaces."
+                    )
                 else:
                     hint = (
                         "Split the line into the command and its arguments; return the reply "
@@ -300,11 +371,16 @@ def check_handle_command(handle_command) -> object:
         "handle_command",
         [
             (
-                f"{line!r} gives {due!r}" if due != "ERR" else f"{line!r} gives an error reply",
+                f"{line!r} gives an error reply"
+                if due == "ERR"
+                else f"{line!r} gives '' or an error reply, without crashing"
+                if isinstance(due, tuple)
+                else f"{line!r} gives {due!r}",
                 case(line, due),
             )
             for line, due in COMMAND_CASES
         ],
+        function=handle_command,
     )
 
 
@@ -322,18 +398,66 @@ def check_command_server(command_server) -> object:
         return check
 
     def garbage_then_ping(server):
-        sent = "b'\\xff\\xfe\\n' (not UTF-8), then b'PING\\n' on the same connection"
+        sent = (
+            "b'\\xff\\xfe\\n' and b'ECHO caf\\xe9\\n' (not UTF-8), then b'PING\\n' on the "
+            "same connection"
+        )
         with connect(server) as sock:
-            send_in_background(sock, b"\xff\xfe\nPING\n")
-            data, how = read_reply(sock, server, lambda d: d.count(b"\n") >= 2)
+            send_in_background(sock, b"\xff\xfe\nECHO caf\xe9\nPING\n")
+            data, how = read_reply(sock, server, lambda d: d.count(b"\n") >= 3)
             lines = data.split(b"\n")
-            if len(lines) < 3 or not lines[0].startswith(b"ERR ") or lines[1] != b"PONG":
+            if (
+                len(lines) >= 4
+                and lines[0].startswith(b"ERR ")
+                and lines[2] == b"PONG"
+                and not lines[1].startswith(b"ERR ")
+            ):
+                raise Failure(
+                    f"got {show_bytes(data)}: b'ECHO caf\\xe9' was answered as if it were text",
+                    "Bytes that are not UTF-8 get the reply 'ERR not UTF-8': decode strictly "
+                    "(line.decode('utf-8') inside try/except UnicodeDecodeError), not with "
+                    "errors='replace', which turns bad bytes into '\ufffd' and answers them.",
+                    sent,
+                )
+            if len(lines) < 4 or not lines[0].startswith(b"ERR ") or lines[2] != b"PONG":
                 hint = _command_crash_hint(UnicodeDecodeError("utf-8", b"", 0, 1, ""))
                 raise Failure(f"got {show_bytes(data)}", hint, sent)
+
+    def one_line_at_a_time(server):
+        # A client that waits for each reply before it sends the next line, as a person at
+        # telnet does: nothing ends the input, so only a reply sent at once can come.
+        steps = [(b"PING\n", b"PONG\n"), (b"ADD 2 3\n", b"5\n"), (b"QUIT\n", b"BYE\n")]
+        sent = "b'PING\\n', then (after its reply) b'ADD 2 3\\n', then b'QUIT\\n'"
+        with connect(server) as sock:
+            for line, expected in steps:
+                try:
+                    sock.sendall(line)
+                except OSError:
+                    raise Failure(
+                        f"the connection was closed before {show_bytes(line)} could be sent",
+                        HINT_LOOP,
+                        sent,
+                    ) from None
+                data, how = read_reply(sock, server, lambda d, e=expected: len(d) >= len(e))
+                if data == expected:
+                    continue
+                if not data and how == "timeout":
+                    raise Failure(
+                        f"no reply to {show_bytes(line)} within {REPLY_TIMEOUT:g} s, while the "
+                        "client waited with the connection open",
+                        "Answer each line as soon as it is complete (keep a buffer, split off "
+                        "each complete line and answer it at once): the client waits for the "
+                        "reply before it sends the next line, so do not wait for the end of the "
+                        "input (recv() returning b''). Writing through conn.makefile()? Call "
+                        "flush() after each reply: it sits in the file's buffer until then.",
+                        sent,
+                    )
+                _judge(data, how, expected, sent, HINT_LINES)
 
     return run_checks(
         "command_server",
         [
+            ("listens on 127.0.0.1 only", run(_loopback_only)),
             (
                 "b'PING\\n' gives b'PONG\\n', and the end after the client's end",
                 run(
@@ -346,6 +470,7 @@ def check_command_server(command_server) -> object:
                     )
                 ),
             ),
+            ("answers each line at once, while the client waits", run(one_line_at_a_time)),
             (
                 "three commands in one send",
                 run(
@@ -384,6 +509,39 @@ def check_command_server(command_server) -> object:
             ),
             ("garbage that is not UTF-8, then a command", run(garbage_then_ping)),
             (
+                "a last line without b'\\n' is incomplete: no reply",
+                run(
+                    lambda s: _conversation(
+                        s,
+                        b"PING\nPIN",
+                        b"PONG\n",
+                        "b'PING\\nPIN', then end of sending",
+                        mismatch=HINT_LINES,
+                        extra_hint="b'PIN' had no b'\\n': an incomplete line, maybe cut off "
+                        "mid-command, so it gets no reply. When recv() returns b'', close; "
+                        "answer only the complete lines in your buffer.",
+                    )
+                ),
+            ),
+            (
+                "spaces stay: only the line end b'\\r\\n' is removed",
+                run(
+                    lambda s: _conversation(
+                        s,
+                        b"ECHO  hi  \r\n",
+                        b" hi  \n",
+                        "b'ECHO  hi  \\r\\n'",
+                        mismatch=lambda data: (
+                            "Remove only the line end, line.rstrip(b'\\r\\n') (or "
+                            "line.rstrip('\\r\\n') on the str): strip() also removes the "
+                            "spaces that belong to the text."
+                            if data.strip() == b"hi"
+                            else _line_ending_hint(data)
+                        ),
+                    )
+                ),
+            ),
+            (
                 "QUIT: b'BYE\\n', then the server closes",
                 run(
                     lambda s: _conversation(
@@ -410,7 +568,7 @@ def check_command_server(command_server) -> object:
                 ),
             ),
             (
-                "20 clients at once",
+                "20 clients, 5 connected at the same time",
                 run(
                     lambda s: _many(
                         s,

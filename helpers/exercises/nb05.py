@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import logging
 import selectors
 import socket
 import threading
@@ -25,13 +27,16 @@ from helpers.exercises._checker import (
     call_bounded,
     connect,
     describe_exception,
+    from_this_process,
     many_clients,
     read_reply,
     read_to_eof,
+    returned_none,
     run_checks,
     send_in_background,
     serving,
     show_bytes,
+    still_listens,
 )
 
 HINT_ONE_AT_A_TIME = (
@@ -66,6 +71,67 @@ def check_threaded_server(threaded_server) -> object:
             _echo(
                 srv, client, b"world", "b'hello', then b'world' on the same connection", HINT_LOOP
             )
+            client.shutdown(socket.SHUT_WR)
+            _, how = read_to_eof(client, srv, timeout=2.0)
+            if how != "eof":
+                raise Failure(
+                    f"the connection stayed open ({how}) after the client had closed its side",
+                    "When recv() returns b'', the client has finished: close the connection "
+                    "(`with conn:` around the loop in the thread's function closes it), or the "
+                    "client waits for ever and your server keeps the socket.",
+                    "b'hello', b'world', then the client closes its sending side",
+                )
+
+    def busy_client():
+        sent = (
+            "client A sends until its sends stall, reading none of the echo for now; "
+            "meanwhile client B sends b'B'"
+        )
+        limit = 64 * 1024 * 1024
+        chunk = bytes(range(256)) * 256  # 64 KiB
+        total = 0
+        with serving(threaded_server) as srv, socket.socket() as a:
+            # Small buffers on A's side: the echo that A does not read soon fills them, and
+            # then the server's sendall() to A waits. A thread per client waits alone.
+            a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+            a.settimeout(REPLY_TIMEOUT)
+            a.connect(("127.0.0.1", srv.port))
+            a.setblocking(False)
+            with selectors.DefaultSelector() as selector:
+                selector.register(a, selectors.EVENT_WRITE)
+                # 0.5 s without progress: every buffer on the way is full, the server waits
+                while total < limit and selector.select(0.5):
+                    with contextlib.suppress(BlockingIOError):
+                        total += a.send(chunk)
+            a.settimeout(REPLY_TIMEOUT)
+            if not still_listens(srv):
+                raise Failure(
+                    "your server no longer listened after client A", HINT_ACCEPT_LOOP, sent
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as b:
+                    b.sendall(b"B")
+                    data, how = read_reply(b, srv, lambda d: len(d) >= 1, timeout=2.0)
+            except OSError as exc:
+                data, how = b"", describe_exception(exc)
+            with contextlib.suppress(OSError):
+                a.shutdown(socket.SHUT_WR)
+            echoed, _ = read_to_eof(a, srv, timeout=10.0)  # now A reads: its thread can end
+            if data != b"B":
+                raise Failure(
+                    f"client B got no echo within 2 s ({how}) while your server was sending "
+                    "to client A, who was not reading",
+                    "One thread serves everyone, so a sendall() to a client that does not read "
+                    "stops all the others. " + HINT_ONE_AT_A_TIME,
+                    sent,
+                )
+            if len(echoed) != total:
+                raise Failure(
+                    "client A did not get all of its bytes back",
+                    "Echo every chunk with sendall() until recv() returns b''.",
+                    sent,
+                )
 
     def second_client():
         sent = "client A connects and stays; client B sends b'B'"
@@ -126,6 +192,7 @@ def check_threaded_server(threaded_server) -> object:
             ("echoes two messages on one connection", two_messages),
             ("echoes client B while client A stays connected", second_client),
             ("echoes 20 clients at once", twenty_clients),
+            ("echoes client B while client A does not read its echo", busy_client),
         ],
     )
 
@@ -177,14 +244,18 @@ def check_handle(handle) -> object:
             writer.close()
 
     async def handle_server(port):
+        loop = asyncio.get_running_loop()
+        loop.set_debug(True)  # asyncio then logs every step that held the loop too long
+        loop.slow_callback_duration = BLOCKED_LOOP
         server = await asyncio.start_server(guarded, "127.0.0.1", port)
         async with server:
             await server.serve_forever()
 
     def judged(scenario):
-        def run():
+        def attempt():
             failure = None
-            with warnings.catch_warnings(record=True) as caught:
+            slow = _SlowSteps()
+            with slow, warnings.catch_warnings(record=True) as caught:
                 # A coroutine that is never awaited warns when it is dropped: record that
                 # (it names the forgotten await) instead of printing it in a later cell.
                 warnings.simplefilter("always", RuntimeWarning)
@@ -196,8 +267,29 @@ def check_handle(handle) -> object:
             unawaited.extend(
                 str(w.message) for w in caught if "was never awaited" in str(w.message)
             )
+            return failure, slow
+
+        def run():
+            failure, slow = attempt()
+            if slow.longest is not None and failure is None and not stub.is_set():
+                # One slow step in a scenario that passed may be a busy machine (this
+                # thread got no CPU for a while), not the handler: a handler that blocks
+                # does so again. Only a step that is slow on a second run counts.
+                failure, slow = attempt()
             if stub.is_set():
                 raise NotDone()
+            if slow.longest is not None:
+                raise Failure(
+                    f"your handler held the event loop for more than {BLOCKED_LOOP:g} s in one "
+                    "go, and no other client could be served meanwhile",
+                    "Everything that waits inside an async def must be awaited, so that the "
+                    "event loop serves the other clients meanwhile: `await asyncio.sleep(...)`, "
+                    "not time.sleep(); `await reader.read(...)`, not a blocking sock.recv(). "
+                    "And leave the loop when read() returns b'' (the client has finished): "
+                    "from then on it returns b'' at once, and a loop that goes on never lets "
+                    "the event loop run.",
+                    failure.sent if failure else None,
+                )
             if crashes:
                 what, hint = crashes[0]
                 if failure is not None:
@@ -223,7 +315,8 @@ def check_handle(handle) -> object:
                 client,
                 b"hello",
                 "b'hello' (the connection stays open)",
-                "reader.read() without a size waits for the end of the stream. Use "
+                "reader.read() without a size waits for the end of the stream, and "
+                "reader.readline() for a b'\\n' (this client sends none). Use "
                 "await reader.read(65536): it returns what has arrived.",
             )
 
@@ -301,7 +394,39 @@ def check_handle(handle) -> object:
             ("echoes 1 MiB", judged(big)),
             ("stops reading while the client does not read (drain)", judged(backpressure)),
         ],
+        function=handle,
+        coroutine=True,
     )
+
+
+BLOCKED_LOOP = 0.5  # a handler step that holds the event loop this long blocks everyone
+
+
+class _SlowSteps(logging.Handler):
+    """Collects asyncio's debug-mode reports "Executing <Task ...> took 1.5 seconds"
+    while it is entered (they go to this handler, not to the output); ``longest`` is the
+    longest such step in seconds, or None."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.longest: float | None = None
+        self.logger = logging.getLogger("asyncio")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if str(record.msg).startswith("Executing") and len(record.args or ()) >= 2:
+            took = float(record.args[1])
+            if took >= BLOCKED_LOOP:
+                self.longest = max(self.longest or 0.0, took)
+
+    def __enter__(self):
+        self.previous = self.logger.propagate
+        self.logger.addHandler(self)
+        self.logger.propagate = False
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self)
+        self.logger.propagate = self.previous
 
 
 # --- Exercise 3: fetch_all(port, requests) ----------------------------------------------------
@@ -345,6 +470,7 @@ class GatherServer:
         self.listener.setblocking(False)
         self.port = self.listener.getsockname()[1]
         self.conns: list[socket.socket] = []
+        self.requests: list[bytes] = []  # the requests that arrived complete, in order
         self.thread = threading.Thread(target=self._run, name="exercise-gather", daemon=True)
         self.thread.start()
 
@@ -362,7 +488,10 @@ class GatherServer:
                 for key, _ in selector.select(min(remaining, 0.1)):
                     if key.fileobj is self.listener:
                         with contextlib.suppress(BlockingIOError):
-                            conn, _ = self.listener.accept()
+                            conn, peer = self.listener.accept()
+                            if not from_this_process(peer):
+                                conn.close()  # a stranger's, not the learner's
+                                continue
                             conn.setblocking(False)
                             self.conns.append(conn)
                             self.most_open = len(self.conns)
@@ -381,6 +510,7 @@ class GatherServer:
                     else:
                         complete.add(conn)
                         selector.unregister(conn)
+        self.requests = [bytes(requests[conn]) for conn in self.conns if conn in complete]
         if len(complete) < self.count:
             self.missing_eof = any(conn not in complete for conn in self.conns)
             return None
@@ -442,17 +572,52 @@ def check_fetch_all(fetch_all) -> object:
             returned["copy"] = list(result) if isinstance(result, list | tuple) else result
             return returned["copy"]
 
-        with _thread_errors_kept():
+        async def in_a_running_loop(port, reqs):
+            # A notebook's cell runs inside an event loop: so does fetch_all here, or an
+            # asyncio.run() in it would pass here and fail in the notebook.
+            return at_return(port, reqs)
+
+        def as_in_a_cell(port, reqs):
+            return asyncio.run(in_a_running_loop(port, reqs))
+
+        with _thread_errors_kept(), warnings.catch_warnings():
+            # asyncio.run(main()) that fails leaves main() never awaited: Python would warn
+            # about it in some later cell, far from the cause (the verdict names it here).
+            warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
             call = call_bounded(
-                at_return, server.port, list(requests), timeout=8.0, on_timeout=server.close
+                as_in_a_cell, server.port, list(requests), timeout=8.0, on_timeout=server.close
             )
+            if call.error is not None:
+                call.error.__traceback__ = None  # its frames hold the coroutine
+                gc.collect()
             server.thread.join(2.0)
             server.close()
+        if isinstance(call.error, RuntimeError) and "asyncio.run()" in str(call.error):
+            raise Failure(
+                f"it raised {describe_exception(call.error)}",
+                "In a notebook every cell already runs inside an event loop, so asyncio.run() "
+                "fails there: write fetch_all with threads (one per request, start them all, "
+                "then join them all).",
+                sent,
+            )
         if server.missing_eof:
             raise Failure(
                 "the server never saw the end of a request",
                 "After sendall(request), call sock.shutdown(socket.SHUT_WR): the server "
                 "answers only once it has seen the end of the request.",
+                sent,
+            )
+        if (
+            requests
+            and server.requests
+            and sorted(server.requests) != sorted(requests)
+            and len(set(server.requests)) < len(server.requests)
+        ):
+            raise Failure(
+                "the server received one of the requests several times, and others never",
+                "A lambda (or inner function) made in a loop sees the loop's variables as they "
+                "are when it runs, by then the last ones: pass them as arguments instead, "
+                "threading.Thread(target=fetch, args=(i, request)).",
                 sent,
             )
         if requests and server.most_open < len(requests):
@@ -477,6 +642,7 @@ def check_fetch_all(fetch_all) -> object:
             )
         expected = [reply_for(r) for r in requests]
         result = call.result
+        returned_none(result, sent)
         if result == expected:
             return
         later = returned.get("object")
@@ -487,7 +653,19 @@ def check_fetch_all(fetch_all) -> object:
                 "the list.",
                 sent,
             )
-        if isinstance(result, list) and sorted(map(bytes, result)) == sorted(expected):
+        if isinstance(result, list) and None in result:
+            raise Failure(
+                f"it returned {_show_list(result)}: a request without its reply",
+                "Each thread must store its reply (replies[i] = ...) before you return: "
+                "join() every thread; and if a request failed, let its error be seen rather "
+                "than return None in its place.",
+                sent,
+            )
+        if (
+            isinstance(result, list)
+            and all(isinstance(r, bytes | bytearray) for r in result)
+            and sorted(map(bytes, result)) == sorted(expected)
+        ):
             raise Failure(
                 "it returned the right replies in the wrong order (the order they finished)",
                 "Store each reply at its request's index (replies[i] = ...), not with append().",
@@ -522,4 +700,5 @@ def check_fetch_all(fetch_all) -> object:
             ),
             ("no requests: []", lambda: exchange([], "[]")),
         ],
+        function=fetch_all,
     )

@@ -21,6 +21,8 @@ from helpers.exercises._checker import (
     Failure,
     call_bounded,
     describe_exception,
+    from_this_process,
+    returned_none,
     run_checks,
     serving,
     show_bytes,
@@ -158,13 +160,15 @@ class ForgetfulServer:
                 continue
             except OSError:
                 return
+            if client not in self.clients and not from_this_process(client, "udp"):
+                continue  # a stranger's datagram: not the learner's
             self.clients.add(client)
             self.received += 1
             if self.silent or self.received <= self.drop:
                 continue
             rid, _, payload = data.partition(b":")
-            if self.stale:
-                self.sock.sendto(b"999:" + payload.upper() + b" (OLD)", client)
+            if self.stale:  # id 70: a reply that only the colon tells from one to id 7
+                self.sock.sendto(b"70:" + payload.upper() + b" (OLD)", client)
             self.sock.sendto(rid + b":" + payload.upper(), client)
 
     def close(self) -> None:
@@ -187,16 +191,16 @@ def check_request(request) -> object:
         "the request again (up to `retries` times)."
     )
 
-    def run(server, timeout=4.0):
+    def run(server, timeout=4.0, payload=b"hello"):
         try:
             return call_bounded(
-                request, server.address, 7, b"hello", timeout=timeout, on_timeout=server.close
+                request, server.address, 7, payload, timeout=timeout, on_timeout=server.close
             )
         finally:
             server.close()
 
-    def answered(server, sent, hint):
-        call = run(server)
+    def answered(server, sent, hint, payload=b"hello"):
+        call = run(server, payload=payload)
         if not call.finished:
             raise Failure(
                 "it was still waiting 4 s later",
@@ -206,8 +210,9 @@ def check_request(request) -> object:
             )
         if call.error is not None:
             raise Failure(f"it raised {describe_exception(call.error)}", hint, sent)
-        if call.result != b"HELLO":
-            raise Failure(f"it returned {call.result!r:.60}", hint, sent)
+        returned_none(call.result, sent)
+        if call.result != payload.upper():
+            raise Failure(f"it returned {show_bytes(call.result)}", hint, sent)
 
     def gives_up():
         sent = "request 7, b'hello' to a server that never answers (timeout 0.2 s, 5 retries)"
@@ -257,13 +262,35 @@ def check_request(request) -> object:
                 "ignores a stale reply to another request",
                 lambda: answered(
                     ForgetfulServer(stale=True),
-                    "request 7; a reply to request 999 arrives first",
-                    "Check the id before the ':' of each reply; ignore replies to other ids (late "
-                    "or duplicated datagrams) and keep waiting.",
+                    "request 7; a reply to request 70 arrives first",
+                    "Check the id before the ':' of each reply, colon included (b'70:' starts "
+                    "with b'7' too): compare with f'{request_id}:'.encode(); ignore replies to "
+                    "other ids (late or duplicated datagrams) and keep waiting.",
+                ),
+            ),
+            (
+                "a payload with colons in it: b'a:b:c' -> b'A:B:C'",
+                lambda: answered(
+                    ForgetfulServer(),
+                    "request 7, b'a:b:c'",
+                    "The payload may contain colons too: cut off only the id and the first "
+                    "colon (data[len(prefix):], or data.partition(b':')[2]), not split(b':').",
+                    payload=b"a:b:c",
+                ),
+            ),
+            (
+                "a reply of 3000 bytes comes back whole",
+                lambda: answered(
+                    ForgetfulServer(),
+                    "request 7, a payload of 3000 bytes",
+                    "recvfrom(n) cuts a longer datagram to n bytes and drops the rest (on "
+                    "Windows it raises WinError 10040). Use recvfrom(65535).",
+                    payload=bytes(range(97, 123)) * 115 + b"abcdefghij",
                 ),
             ),
             ("raises TimeoutError after the last retry", gives_up),
         ],
+        function=request,
     )
 
 
@@ -318,7 +345,14 @@ def check_analyse(analyse) -> object:
                 sent,
             )
         expected = truth(received, count)
-        result = call.result if isinstance(call.result, dict) else {}
+        returned_none(call.result, sent)
+        if not isinstance(call.result, dict):
+            raise Failure(
+                f"it returned {show_bytes(call.result)}",
+                "Return a dict with the keys 'lost', 'duplicated' and 'late'.",
+                sent,
+            )
+        result = call.result
         for key, hint in (
             (
                 "lost",
@@ -358,4 +392,5 @@ def check_analyse(analyse) -> object:
                 ),
             ),
         ],
+        function=analyse,
     )

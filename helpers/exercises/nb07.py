@@ -19,6 +19,8 @@ import warnings
 
 from helpers.exercises._checker import (
     Failure,
+    WatchedCall,
+    accept_ours,
     call_bounded,
     call_with_pieces,
     connect,
@@ -26,9 +28,11 @@ from helpers.exercises._checker import (
     describe_exception,
     read_reply,
     read_to_eof,
+    returned_none,
     run_checks,
     serving,
     show_bytes,
+    still_listens,
 )
 
 HINT_LOOP = (
@@ -79,6 +83,7 @@ def check_read_all(read_all) -> object:
             raise Failure("it did not return after the peer closed", HINT_EOF, sent)
         if call.error is not None:
             raise _unexpected(call, "return the bytes once recv() returns b''")
+        returned_none(call.result, sent)
         if not isinstance(call.result, bytes | bytearray):
             raise Failure(f"it returned {type(call.result).__name__}", "Return bytes.", sent)
         if bytes(call.result) != expected:
@@ -96,6 +101,52 @@ def check_read_all(read_all) -> object:
             raise _unexpected(call, "let TimeoutError out when the peer is silent")
         raise Failure(f"it returned {show_bytes(call.result)}", HINT_LET_TIMEOUT_OUT, sent)
 
+    def slow_but_steady():
+        # Five pieces, each 0.3 s after the one before: never 1 s of silence, though the
+        # whole reply takes 1.2 s. The pauses are the scenario, not a synchronisation.
+        pieces = [b"one ", b"two ", b"three ", b"four ", b"five"]
+        sent = "b'one ', b'two ', ... five pieces 0.3 s apart, then the peer closes; timeout=1"
+        with connected_pair() as (learner, attacker):
+            finished = threading.Event()
+
+            def slow_sender():
+                try:
+                    for index, piece in enumerate(pieces):
+                        if index and finished.wait(0.3):
+                            return
+                        attacker.sendall(piece)
+                    attacker.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+            sender = threading.Thread(target=slow_sender, name="exercise-slow", daemon=True)
+            sender.start()
+
+            def unblock():
+                with contextlib.suppress(OSError):
+                    learner.shutdown(socket.SHUT_RDWR)
+
+            try:
+                call = call_bounded(read_all, learner, 1.0, timeout=4.0, on_timeout=unblock)
+            finally:
+                finished.set()
+                sender.join(2.0)
+        if not call.finished:
+            raise Failure("it had not returned 4 s later", HINT_EOF, sent)
+        if isinstance(call.error, TimeoutError):
+            raise Failure(
+                "it raised TimeoutError, though bytes kept coming (never 1 s of silence)",
+                "The timeout bounds each silence, not the whole reply: "
+                "sock.settimeout(timeout) once, and every recv() waits at most that long "
+                "for the next bytes; a reply that keeps coming may take longer in all.",
+                sent,
+            )
+        if call.error is not None:
+            raise _unexpected(call, "return the bytes once recv() returns b''")
+        returned_none(call.result, sent)
+        if call.result != b"".join(pieces):
+            raise Failure(f"it returned {show_bytes(call.result)}", HINT_LOOP, sent)
+
     pieces = [b"Hello, ", b"wor", b"ld!"]
     big = bytes(range(256)) * 1200
     return run_checks(
@@ -110,7 +161,9 @@ def check_read_all(read_all) -> object:
             ("reads 300 KB", lambda: until_eof([big], big, f"{len(big)} bytes then close")),
             ("an empty reply is b''", lambda: until_eof([], b"", "nothing, the peer closes")),
             ("a silent peer raises TimeoutError", silent_peer),
+            ("a slow reply, never silent for `timeout`, is read whole", slow_but_steady),
         ],
+        function=read_all,
     )
 
 
@@ -138,7 +191,7 @@ class UpperServer:
 
     def _run(self) -> None:
         try:
-            self.conn, _ = self.listener.accept()
+            self.conn, _ = accept_ours(self.listener)
         except OSError:
             return
         with self.conn:
@@ -164,16 +217,21 @@ class UpperServer:
 def check_ask(ask) -> object:
     """``ask(port, request)`` sends, half-closes, and returns the whole reply."""
 
+    run = {"timeouts": []}  # the timeouts of the sockets ask read from
+
     def exchange(request: bytes, sent: str):
         server = UpperServer()
+        watched = WatchedCall(ask)
         try:
-            call = call_bounded(ask, server.port, request, timeout=4.0, on_timeout=server.close)
+            call = call_bounded(watched, server.port, request, timeout=4.0, on_timeout=server.close)
             if call.finished:
                 # Let the server see what the client did (it ends by itself, within its
                 # patience) before judging: a busy machine may not have run it yet.
                 server.thread.join(server.patience + 1.0)
         finally:
             server.close()
+            watched.close_all()
+        run["timeouts"] += watched.read_timeouts
         if not server.saw_eof:
             raise Failure("the server never saw the end of your request", HINT_SHUT_WR, sent)
         if not call.finished:
@@ -192,6 +250,7 @@ def check_ask(ask) -> object:
                     f"it raised {describe_exception(call.error)}", HINT_CLOSE_TOO_EARLY, sent
                 )
             raise _unexpected(call, "return the server's reply")
+        returned_none(call.result, sent)
         if call.result == b"" and request:
             raise Failure(
                 "it returned b'' although the server sent the reply",
@@ -199,7 +258,17 @@ def check_ask(ask) -> object:
                 sent,
             )
         if call.result != request.upper():
-            raise Failure(f"it returned {show_bytes(call.result or b'')}", HINT_LOOP, sent)
+            raise Failure(f"it returned {show_bytes(call.result)}", HINT_LOOP, sent)
+
+    def with_timeout():
+        if any(timeout is None for timeout in run["timeouts"]):
+            raise Failure(
+                "it called recv() on a socket without a timeout",
+                "Give the socket a timeout: socket.create_connection(('127.0.0.1', port), "
+                "timeout=5). Without one, a server that never answers keeps ask waiting "
+                "in recv() for ever.",
+                "b'hello' (the socket ask reads from)",
+            )
 
     big = b"abcdefghij" * 30_000
     return run_checks(
@@ -208,7 +277,9 @@ def check_ask(ask) -> object:
             ("b'hello' -> b'HELLO'", lambda: exchange(b"hello", "b'hello'")),
             ("a 300 KB request and reply", lambda: exchange(big, f"{len(big)} bytes")),
             ("an empty request", lambda: exchange(b"", "b''")),
+            ("reads with a timeout, so a silent server cannot hang it", with_timeout),
         ],
+        function=ask,
     )
 
 
@@ -223,14 +294,24 @@ def check_graceful_server(graceful_server) -> object:
     )
 
     def run(scenario):
-        stop = threading.Event()
+        stop = _StopEvent()
 
         def server(port):  # what netlab.serve runs: your function with the event
             return graceful_server(port, stop)
 
         server.__name__ = "graceful_server"
-        with serving(server) as srv:
-            scenario(srv, stop)
+        try:
+            with serving(server) as srv:
+                scenario(srv, stop)
+        finally:
+            if stop.misused:
+                raise Failure(
+                    "your code tested `stop.is_set` without calling it: that is the method "
+                    "itself, which is always true",
+                    "Call it: `while not stop.is_set():` (with the parentheses); without them "
+                    "`not stop.is_set` is always False and the loop never runs.",
+                    "where your function looks at stop",
+                ) from None
 
     def echoes(srv, stop):
         with connect(srv) as client:
@@ -272,6 +353,14 @@ def check_graceful_server(graceful_server) -> object:
             raise Failure(
                 "it was still running 1.5 s after stop.set()", HINT_STOP, "no client; stop.set()"
             ) from None
+        if still_listens(srv):
+            raise Failure(
+                "your function returned, but its listening socket was still open (kept "
+                "somewhere, so Python did not close it)",
+                "Close what you opened before returning: `with listener:` around the loop "
+                "closes it however the loop ends.",
+                "no client; stop.set()",
+            )
 
     def stops_with_a_client(srv, stop):
         sent = "a client connected and sent b'hello'; then stop.set()"
@@ -328,3 +417,29 @@ def check_graceful_server(graceful_server) -> object:
             ),
         ],
     )
+
+
+class _StopEvent(threading.Event):
+    """A threading.Event that notices ``stop.is_set`` tested without being called."""
+
+    def __init__(self):
+        super().__init__()
+        self.misused = False
+
+    @property
+    def is_set(self):
+        return _IsSet(self)
+
+
+class _IsSet:
+    """What ``stop.is_set`` gives: callable as the real method; its truth records misuse."""
+
+    def __init__(self, event: _StopEvent):
+        self.event = event
+
+    def __call__(self) -> bool:
+        return threading.Event.is_set(self.event)
+
+    def __bool__(self) -> bool:
+        self.event.misused = True
+        return True

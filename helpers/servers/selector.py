@@ -16,6 +16,7 @@ Past ``OUTBOX_LIMIT`` the loop stops reading from that client (READ is unregiste
 until the outbox drains, so memory stays bounded and TCP slows the client down.
 """
 
+import os
 import selectors
 import socket
 
@@ -81,7 +82,8 @@ def service(selector: selectors.BaseSelector, conn: Connection, events: int) -> 
 
 def selector_echo_server(port: int) -> None:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if os.name != "nt":  # on Windows it would let another socket take this port (notebook 02)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
     listener.listen(BACKLOG)
     listener.setblocking(False)

@@ -6,6 +6,7 @@ socketserver does the accept loop and the thread per connection (``ThreadingMixI
 you write only ``handle()``, where ``self.request`` is the connected socket.
 """
 
+import os
 import socketserver
 
 IDLE_TIMEOUT = 60.0
@@ -22,7 +23,10 @@ class EchoHandler(socketserver.BaseRequestHandler):
 
 
 class EchoServer(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
+    # SO_REUSEADDR (TCPServer's default is False): a restart is not refused while old
+    # connections sit in TIME_WAIT; not on Windows, where it would let another socket
+    # take this port (notebook 02)
+    allow_reuse_address = os.name != "nt"
     daemon_threads = True  # a client still connected does not keep the program alive
     request_queue_size = 1024  # listen() backlog
 

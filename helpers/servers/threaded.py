@@ -9,6 +9,7 @@ forever; ``accept()`` waits until netlab's ``srv.stop()`` shuts the socket down.
 Cost: one thread (and its stack) per client; a few thousand is the practical limit.
 """
 
+import os
 import socket
 import threading
 
@@ -32,7 +33,8 @@ def echo_client(conn: socket.socket) -> None:
 
 def threaded_echo_server(port: int) -> None:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if os.name != "nt":  # on Windows it would let another socket take this port (notebook 02)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
     listener.listen(BACKLOG)
     with listener:

@@ -1,5 +1,6 @@
 """Reference solutions of notebook 02 (anatomy of a connection)."""
 
+import os
 import socket
 
 
@@ -15,7 +16,8 @@ def port_is_open(port):
 def make_server_socket(port):
     """A listening socket on 127.0.0.1:port that binds even with TIME_WAIT leftovers."""
     s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if os.name != "nt":  # on Windows the option lets another socket take the port (see above)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", port))
     s.listen()
     return s

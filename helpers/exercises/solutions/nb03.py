@@ -37,14 +37,17 @@ def upper_server(port):
         conn, addr = s.accept()
         conn.settimeout(5)
         with conn:
-            data = b""
-            while True:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            text = data.decode("utf-8")
-            conn.sendall(text.upper().encode("utf-8"))
+            try:
+                data = b""
+                while True:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                text = data.decode("utf-8")
+                conn.sendall(text.upper().encode("utf-8"))
+            except (ConnectionError, TimeoutError, UnicodeDecodeError):
+                pass  # a client that vanished, stalled or sent bad bytes: serve the next
 
 
 def download_server(port, data):
@@ -56,4 +59,7 @@ def download_server(port, data):
         conn, addr = s.accept()
         conn.settimeout(5)
         with conn:
-            conn.sendall(data)
+            try:
+                conn.sendall(data)
+            except (ConnectionError, TimeoutError):
+                pass  # a client that vanished or stopped reading: serve the next one

@@ -18,8 +18,8 @@ def echo_server(port):
                     if not data:
                         break
                     conn.sendall(data)
-            except ConnectionError:
-                pass  # the client vanished: serve the next one
+            except (ConnectionError, TimeoutError):
+                pass  # the client vanished, or stayed silent 10 s: serve the next one
 
 
 def handle_command(line):
@@ -51,14 +51,20 @@ def command_server(port):
         with conn:
             try:
                 serve_lines(conn)
-            except ConnectionError:
-                pass
+            except (ConnectionError, TimeoutError):
+                pass  # the client vanished, or stayed silent 10 s: serve the next one
+
+
+MAX_LINE = 64 * 1024  # a longer line is an error, not a reason to fill the memory
 
 
 def serve_lines(conn):
     buffer = b""
     while True:
         while b"\n" not in buffer:
+            if len(buffer) > MAX_LINE:
+                conn.sendall(b"ERR line too long\n")
+                return
             chunk = conn.recv(4096)
             if not chunk:
                 return

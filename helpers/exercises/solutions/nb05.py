@@ -30,19 +30,26 @@ async def handle(reader, writer):
 
 def fetch_all(port, requests):
     replies = [None] * len(requests)
+    errors = [None] * len(requests)
 
     def fetch(index, request):
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(request)
-            sock.shutdown(socket.SHUT_WR)
-            chunks = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-            replies[index] = b"".join(chunks)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(request)
+                sock.shutdown(socket.SHUT_WR)
+                chunks = []
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+                replies[index] = b"".join(chunks)
+        except OSError as exc:  # kept for the caller: a thread's exception goes nowhere
+            errors[index] = exc
 
     threads = [threading.Thread(target=fetch, args=(i, r)) for i, r in enumerate(requests)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(10)
+        thread.join()  # each fetch is bounded by its socket's timeout
+    for error in errors:
+        if error is not None:
+            raise error
     return replies

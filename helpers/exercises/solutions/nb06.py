@@ -1,6 +1,7 @@
 """Reference solutions of notebook 06's exercises (the notebook's hidden cells)."""
 
 import socket
+import time
 
 
 def udp_echo_server(port):
@@ -12,18 +13,19 @@ def udp_echo_server(port):
 
 
 def request(address, request_id, payload, timeout=0.2, retries=5):
-    prefix = f"{request_id}:".encode()
+    prefix = f"{request_id}:".encode()  # the colon too: b'70:' starts with b'7'
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(timeout)
         for _attempt in range(retries):
             sock.sendto(prefix + payload, address)
+            deadline = time.monotonic() + timeout  # stale replies must not extend the wait
             try:
-                while True:
+                while (remaining := deadline - time.monotonic()) > 0:
+                    sock.settimeout(remaining)
                     data, _ = sock.recvfrom(65535)
                     if data.startswith(prefix):
                         return data[len(prefix) :]
             except TimeoutError:
-                continue
+                pass
     raise TimeoutError(f"no reply to request {request_id} after {retries} attempts")
 
 

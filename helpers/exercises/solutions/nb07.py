@@ -1,5 +1,6 @@
 """Reference solutions of notebook 07's exercises (the notebook's hidden cells)."""
 
+import select
 import socket
 
 
@@ -25,22 +26,32 @@ def ask(port, request):
 
 def graceful_server(port, stop):
     listener = socket.socket()
-    listener.bind(("127.0.0.1", port))
-    listener.listen()
-    listener.settimeout(0.1)  # wake up ten times a second to look at `stop`
-    with listener:
+    with listener:  # closed however the function ends
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
         while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
+            # wait for a client at most 0.1 s at a time, to look at `stop` in between
+            if not select.select([listener], [], [], 0.1)[0]:
                 continue
-            conn.settimeout(0.1)
-            with conn:  # closed (a FIN) however the loop ends
-                while not stop.is_set():
-                    try:
-                        data = conn.recv(4096)
-                    except TimeoutError:
-                        continue
-                    if not data:
-                        break
-                    conn.sendall(data)
+            conn, _ = listener.accept()
+            with conn:  # closed (a FIN) however the conversation ends
+                echo_until_stopped(conn, stop)
+
+
+def echo_until_stopped(conn, stop):
+    conn.settimeout(5)  # bounds recv and sendall (a slow reader gets 5 s), not the waiting
+    try:
+        while not stop.is_set():
+            if not select.select([conn], [], [], 0.1)[0]:
+                continue  # a quiet client is still a client
+            data = conn.recv(4096)
+            if not data:
+                return
+            conn.sendall(data)
+        # Stopping: read what the client sent meanwhile, so that close() sends a FIN
+        # (closing with unread bytes would send an RST instead).
+        conn.setblocking(False)
+        while conn.recv(4096):
+            pass
+    except (BlockingIOError, ConnectionError, TimeoutError):
+        pass  # nothing more to read; or this client vanished or stalled: next one
