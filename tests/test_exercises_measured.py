@@ -1016,12 +1016,12 @@ def test_a_connection_of_another_user_is_not_trusted():
         try:
             conn, peer = listener.accept()
             with conn:
-                assert not from_this_process(peer)
+                assert not from_this_process(peer, toward=conn.getsockname())
             with socket.create_connection(("127.0.0.1", port), timeout=5) as mine:
                 conn, peer = listener.accept()
                 with conn:
                     assert peer == mine.getsockname()
-                    assert from_this_process(peer)
+                    assert from_this_process(peer, toward=conn.getsockname())
         finally:
             stranger.communicate(b"", timeout=10)
 

@@ -213,19 +213,26 @@ class BindSampler:
 
     def look(self) -> None:
         """One look now (the thread looks every few ms; the test looks at each cell's end,
-        so that a socket left open by a cell is always found, however loaded the machine)."""
+        so that a socket left open by a cell is always found, however loaded the machine).
+        What a look sees is kept only if the same cell ran from its start to its end: on
+        a busy machine a look can outlast its cell."""
         cell = self.cell
-        if cell is not None:
-            for process in self._processes():
-                try:
-                    connections = process.net_connections(kind="inet")
-                except (psutil.NoSuchProcess, psutil.AccessDenied, FileNotFoundError):
-                    continue
-                for conn in connections:
-                    if conn.laddr and not _on_loopback(conn.laddr.ip):
-                        kind = "udp" if conn.type == socket.SOCK_DGRAM else conn.status
-                        key = (cell[0], cell[1], f"{conn.laddr.ip}:{conn.laddr.port}", kind)
-                        self.seen.setdefault(key, cell)
+        if cell is None:
+            return
+        found = []
+        for process in self._processes():
+            try:
+                connections = process.net_connections(kind="inet")
+            except (psutil.NoSuchProcess, psutil.AccessDenied, FileNotFoundError):
+                continue
+            for conn in connections:
+                if conn.laddr and not _on_loopback(conn.laddr.ip):
+                    kind = "udp" if conn.type == socket.SOCK_DGRAM else conn.status
+                    found.append((f"{conn.laddr.ip}:{conn.laddr.port}", kind))
+        if self.cell is not cell:
+            return
+        for address, kind in found:
+            self.seen.setdefault((cell[0], cell[1], address, kind), cell)
         self.looks += 1
 
     def _processes(self):

@@ -643,7 +643,7 @@ def still_listens(server) -> bool:
     return False
 
 
-def from_this_process(peer, kind: str = "tcp") -> bool:
+def from_this_process(peer, kind: str = "tcp", toward=None) -> bool:
     """Whether ``peer`` (an address that reached a check's own server) may be the learner's.
 
     On a shared machine (a JupyterHub on one host shares loopback) a stranger may connect
@@ -651,14 +651,21 @@ def from_this_process(peer, kind: str = "tcp") -> bool:
     socket tables (/proc/net/tcp, /proc/net/udp) name the user that owns each socket, even
     one that its program has closed already: a peer socket of another user is a stranger.
     Where the tables cannot tell (not Linux, or the socket has gone), the peer is trusted
-    rather than a learner failed.
+    rather than a learner failed. ``toward``: the address the peer connected to (the
+    accepted socket's own), so that only that very connection's row counts.
     """
-    owners = _socket_owners(peer, kind)
+    owners = _socket_owners(peer, kind, toward)
     return not owners or os.getuid() in owners
 
 
-def _socket_owners(peer, kind: str) -> set[int]:
-    """The uids owning a ``kind`` socket bound to ``peer`` (its address or a wildcard)."""
+# TCP states in /proc/net/tcp whose uid is not a user's: TIME_WAIT (the kernel keeps no
+# owner, it shows 0, root) and LISTEN (a server, never the peer of a connection).
+_NOT_A_PEER = {"06", "0A"}
+
+
+def _socket_owners(peer, kind: str, toward=None) -> set[int]:
+    """The uids owning a ``kind`` socket bound to ``peer`` (its address or a wildcard),
+    connected to ``toward`` when that is given."""
     if not hasattr(os, "getuid"):
         return set()
     try:
@@ -680,6 +687,10 @@ def _socket_owners(peer, kind: str) -> set[int]:
             address, _, hexport = fields[1].partition(":")
             if int(hexport, 16) != port:
                 continue
+            if kind == "tcp" and fields[3] in _NOT_A_PEER:
+                continue  # another socket on the same port number: not this peer
+            if toward is not None and int(fields[2].partition(":")[2], 16) != int(toward[1]):
+                continue  # the same local port, connected elsewhere (Linux allows it)
             raw = bytes.fromhex(address)
             # the table writes each 32-bit word of the address in this machine's order
             words = [
@@ -710,7 +721,7 @@ def accept_ours(listener: socket.socket):
     (see ``from_this_process``). Raises what accept() raises (e.g. TimeoutError)."""
     while True:
         conn, peer = listener.accept()
-        if from_this_process(peer):
+        if from_this_process(peer, toward=conn.getsockname()):
             return conn, peer
         conn.close()
 

@@ -489,7 +489,7 @@ class GatherServer:
                     if key.fileobj is self.listener:
                         with contextlib.suppress(BlockingIOError):
                             conn, peer = self.listener.accept()
-                            if not from_this_process(peer):
+                            if not from_this_process(peer, toward=conn.getsockname()):
                                 conn.close()  # a stranger's, not the learner's
                                 continue
                             conn.setblocking(False)
