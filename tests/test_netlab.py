@@ -331,6 +331,26 @@ def test_refused_after_server_finished_says_so():
     assert "has finished" in _notes(info)
 
 
+def test_refused_after_server_crashed_says_it_crashed(capsys):
+    def crashes_after_one(port):
+        s = socket.socket()
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        c, _ = s.accept()
+        c.close()
+        s.close()
+        raise RuntimeError("boom")
+
+    srv = netlab.serve(crashes_after_one, port=None)
+    socket.create_connection(srv.address, timeout=5).close()
+    with pytest.raises(netlab.ServerError):
+        srv.wait(5)
+    with pytest.raises(ConnectionRefusedError) as info:
+        socket.create_connection(srv.address, timeout=5)
+    assert "crashed (its traceback is above)" in _notes(info)
+    assert "its function returned" not in _notes(info)
+
+
 def test_send_str_gets_a_hint():
     a, b = socket.socketpair()
     with a, b, pytest.raises(TypeError) as info:

@@ -814,11 +814,12 @@ def refused_hint(port: int | None = None) -> str:
     if port is not None:
         for server in reversed(servers):
             if server.port == port and not server.running:
-                how = (
-                    "was stopped"
-                    if server.state == "stopped"
-                    else "has finished (its function returned)"
-                )
+                if server.state == "stopped":
+                    how = "was stopped"
+                elif server.errors:
+                    how = "crashed (its traceback is above)"
+                else:
+                    how = "has finished (its function returned)"
                 return (
                     f"netlab: nothing listens on port {port} any more: your server "
                     f"{server.name!r} {how}. Run the cell that starts it again, then connect."
