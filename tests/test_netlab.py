@@ -737,3 +737,26 @@ def test_a_polling_server_shows_its_line_and_idle_polls_cost_nothing(capsys):
             started = time.monotonic()
             server.show()
             assert time.monotonic() - started < 0.5  # no 0.7-1 s deadline awaited
+
+
+def test_wait_timeout_names_the_learners_variable(monkeypatch, capsys):
+    # The hint of a server still running names the variable the learner holds it in.
+    import IPython
+
+    def waits_for_a_client(port):
+        with socket.create_server(("127.0.0.1", port)) as listener:
+            listener.accept()
+
+    namespace = {}
+    shell = type("Shell", (), {"user_ns": namespace})()
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    echo = netlab.serve(waits_for_a_client, port=netlab.free_port())
+    namespace["echo"] = echo
+    try:
+        with pytest.raises(TimeoutError, match=r"Use echo\.stop\(\) to stop it"):
+            echo.wait(0.2)
+        del namespace["echo"]
+        with pytest.raises(TimeoutError, match=r"Use srv\.stop\(\) to stop it"):
+            echo.wait(0.2)
+    finally:
+        echo.stop()

@@ -215,11 +215,23 @@ class Server(Group):
         if not _interruptible_wait(self._finished, timeout):
             raise TimeoutError(
                 f"netlab: server {self.name!r} is still running after {timeout:g} s "
-                "(waiting in accept() or recv() for a client?). Use srv.stop() to stop it."
+                f"(waiting in accept() or recv() for a client?). Use {self._handle()}.stop() "
+                "to stop it."
             )
         self.wait_quiet()
         self._print_log()
         self._raise_if_crashed()
+
+    def _handle(self) -> str:
+        """The name the learner's namespace has for this server (``srv`` if none)."""
+        try:
+            from IPython import get_ipython
+
+            namespace = get_ipython().user_ns
+        except Exception:  # no IPython, or no shell
+            return "srv"
+        names = sorted(k for k, v in list(namespace.items()) if v is self and k[:1] != "_")
+        return names[0] if names else "srv"
 
     def wait_quiet(
         self, timeout: float = SETTLE_TIMEOUT, *, kernel: bool = True, deadlines: bool = True
