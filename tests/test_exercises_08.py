@@ -10,18 +10,18 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from exercise_asserts import (
+    assert_not_done,
+    assert_passes,
+    cell_source,
+    fails_with,
+    notebook_cells,
+    stored_text,
+    stub,
+)
 
 from helpers.exercises import nb08
 from helpers.exercises.solutions import nb08 as sol08
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError
-
-
-def fails_with(verdict, hint_part: str) -> None:
-    assert not verdict.passed, verdict.text()
-    assert hint_part in verdict.hint, verdict.text()
 
 
 @pytest.mark.parametrize(
@@ -33,10 +33,8 @@ def fails_with(verdict, hint_part: str) -> None:
     ],
 )
 def test_nb08_solutions_pass_and_stubs_are_not_done(check, solution):
-    verdict = check(solution)
-    assert verdict.passed, verdict.text()
-    verdict = check(stub)
-    assert verdict.not_done and "not done yet" in verdict.text()
+    assert_passes(check(solution))
+    assert_not_done(check(stub))
 
 
 # --- Exercise 1: parse_request_head ------------------------------------------------------
@@ -83,8 +81,7 @@ def parse_as_ascii_with_list(head):
 
 @pytest.mark.parametrize("alternative", [parse_with_regex, parse_as_ascii_with_list])
 def test_nb08_parse_alternatives_pass(alternative):
-    verdict = nb08.check_parse_request_head(alternative)
-    assert verdict.passed, verdict.text()
+    assert_passes(nb08.check_parse_request_head(alternative))
 
 
 def _parse(head, *, split_colon=False, lower=True, newline="\r\n", need_host=True, strict=True):
@@ -176,8 +173,7 @@ def build_head_without_length(status, body=b"", content_type="text/plain", head=
 
 @pytest.mark.parametrize("alternative", [build_with_fstring, build_head_without_length])
 def test_nb08_build_alternatives_pass(alternative):
-    verdict = nb08.check_build_response(alternative)
-    assert verdict.passed, verdict.text()
+    assert_passes(nb08.check_build_response(alternative))
 
 
 def _build(status, body=b"", content_type="text/plain; charset=utf-8", head=False, **wrong):
@@ -266,8 +262,7 @@ def safe_with_parts(root, target):
 
 @pytest.mark.parametrize("alternative", [safe_with_realpath, safe_with_parts])
 def test_nb08_safe_path_alternatives_pass(alternative):
-    verdict = nb08.check_safe_path(alternative)
-    assert verdict.passed, verdict.text()
+    assert_passes(nb08.check_safe_path(alternative))
 
 
 def _decoded(target):
@@ -355,33 +350,16 @@ def test_nb08_traversal_fuzz_is_big_and_the_reference_has_no_escape():
         assert len(naive) > 100, len(naive)
 
 
-def test_nb08_notebook_shows_the_reference_solutions_and_not_done_verdicts():
-    """The solutions in the notebook's <details> blocks are the reference ones (and pass
-    when pasted in); each stored check output is the "not done yet" a learner first sees."""
-    import inspect
-    import json
-
-    path = Path(__file__).resolve().parents[1] / "notebooks" / "08-http-from-scratch.ipynb"
-    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    shown = [
-        re.search(r"```python\n(.*?)```", "".join(c["source"]), re.S).group(1)
-        for c in cells
-        if c["cell_type"] == "markdown" and "<details>" in "".join(c["source"])
-    ]
-    names = ["parse_request_head", "build_response", "safe_path"]
-    assert len(shown) == len(names)
-    for source, name in zip(shown, names, strict=True):
-        assert source.strip() == inspect.getsource(getattr(sol08, name)).strip(), name
-    checks = [
-        c for c in cells if c["cell_type"] == "code" and "nb08.check_" in "".join(c["source"])
-    ]
+def test_nb08_notebook_shows_solutions_and_not_done_verdicts():
+    """Three solutions in <details> blocks (tests/test_solution_text.py checks that they are
+    the reference ones); each stored check output is the "not done yet" a learner first sees."""
+    cells = notebook_cells("08-http-from-scratch.ipynb")
+    shown = [c for c in cells if c["cell_type"] == "markdown" and "<details>" in cell_source(c)]
+    assert len(shown) == 3
+    checks = [c for c in cells if c["cell_type"] == "code" and "nb08.check_" in cell_source(c)]
     assert len(checks) == 3
     for cell in checks:
-        text = "".join(
-            "".join(o.get("text", "") or o.get("data", {}).get("text/plain", ""))
-            for o in cell["outputs"]
-        )
-        assert "not done yet" in text, text
+        assert "not done yet" in stored_text(cell), stored_text(cell)
 
 
 # --- the course's own server (the notebook's site_server) ----------------------------------
@@ -389,12 +367,9 @@ def test_nb08_notebook_shows_the_reference_solutions_and_not_done_verdicts():
 
 def notebook_server_namespace():
     """The notebook's imports and server cells, run here (without the cells' serve() lines)."""
-    import json
-
-    path = Path(__file__).resolve().parents[1] / "notebooks" / "08-http-from-scratch.ipynb"
     cells = [
-        "".join(c["source"])
-        for c in json.loads(path.read_text(encoding="utf-8"))["cells"]
+        cell_source(c)
+        for c in notebook_cells("08-http-from-scratch.ipynb")
         if c["cell_type"] == "code"
     ]
     namespace: dict = {}

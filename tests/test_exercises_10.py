@@ -5,33 +5,24 @@ Real TLS on 127.0.0.1, certificates made by trustme per check; no mocks.
 """
 
 import asyncio
+import re
+import selectors
 import socket
 import ssl
 import threading
 
 import pytest
+from exercise_asserts import (
+    assert_not_done,
+    assert_passes,
+    cell_source,
+    fails_with,
+    notebook_cells,
+    stub,
+)
 
 from helpers.exercises import nb10
 from helpers.exercises.solutions import nb10 as sol10
-
-
-def stub(*args):
-    raise NotImplementedError
-
-
-def assert_fails(verdict, *hint_words):
-    text = str(verdict)
-    assert not verdict.passed, text
-    assert "✗" in text, text
-    for word in hint_words:
-        assert word in verdict.hint, text
-
-
-def assert_passes(verdict):
-    text = str(verdict)
-    assert verdict.passed, text
-    assert "all" in text and "✗" not in text, text
-
 
 CHECKS = {
     "tls_echo_server": nb10.check_tls_echo_server,
@@ -44,8 +35,7 @@ CHECKS = {
 def test_solutions_pass_and_stubs_are_not_done(name):
     check = CHECKS[name]
     assert_passes(check(getattr(sol10, name)))
-    verdict = check(stub)
-    assert verdict.not_done and "not done yet" in str(verdict)
+    assert_not_done(check(stub))
 
 
 def test_verdicts_are_the_same_on_every_run():
@@ -226,7 +216,7 @@ def echo_single_recv(port, certfile, keyfile):
     ],
 )
 def test_tls_echo_server_catches(wrong, hint):
-    assert_fails(nb10.check_tls_echo_server(wrong), hint)
+    fails_with(nb10.check_tls_echo_server(wrong), hint)
 
 
 # --- Exercise 2: peer_subject ------------------------------------------------------------------
@@ -332,7 +322,7 @@ def subject_whole_tuple(port, hostname, cafile):
     ],
 )
 def test_peer_subject_catches(wrong, hint):
-    assert_fails(nb10.check_peer_subject(wrong), hint)
+    fails_with(nb10.check_peer_subject(wrong), hint)
 
 
 # --- Exercise 3: diagnose --------------------------------------------------------------------
@@ -382,11 +372,11 @@ def diagnose_sslerror_first(exc):
     [
         (diagnose_by_reason, "verify_code 62"),
         (diagnose_reads_verify_code_first, "isinstance(exc, ssl.SSLCertVerificationError)"),
-        (diagnose_sslerror_first, "verify_code 20"),
+        (diagnose_sslerror_first, "the subclass must come first"),
     ],
 )
 def test_diagnose_catches(wrong, hint):
-    assert_fails(nb10.check_diagnose(wrong), hint)
+    fails_with(nb10.check_diagnose(wrong), hint)
 
 
 def test_provoked_failures_are_the_ones_the_notebook_shows():
@@ -405,20 +395,14 @@ def test_provoked_failures_are_the_ones_the_notebook_shows():
 
 def notebook_solutions():
     """The python blocks of the notebook's "Show a solution" cells, as functions."""
-    import json
-    import re
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "notebooks" / "10-tls.ipynb"
-    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
     found = {}
-    for cell in cells:
-        text = "".join(cell["source"])
+    for cell in notebook_cells("10-tls.ipynb"):
+        text = cell_source(cell)
         if cell["cell_type"] != "markdown" or "<summary>Show a solution</summary>" not in text:
             continue
         for block in re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL):
             namespace = {"socket": socket, "ssl": ssl, "asyncio": asyncio}
-            exec(compile(block, str(path), "exec"), namespace)  # noqa: S102 - our own notebook
+            exec(compile(block, "10-tls.ipynb", "exec"), namespace)  # noqa: S102 - our notebook
             found.update({k: v for k, v in namespace.items() if k in CHECKS})
     return found
 
@@ -446,5 +430,304 @@ async def diagnose_async_def(exc):
     ],
 )
 def test_an_async_def_is_named_as_such(check, wrong):
-    assert_fails(check(wrong), "plain `def`")
+    fails_with(check(wrong), "plain `def`")
     assert "coroutine object" not in str(check(wrong))
+
+
+# --- an independent review: these wrong answers got hints that named another cause ----------
+
+
+def echo_wraps_each_without_server_side(port, certfile, keyfile):
+    """Accepts in plain TCP, wraps each connection as a client, and hides the ValueError."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certfile, keyfile)
+    listener = socket.create_server(("127.0.0.1", port))
+    while True:
+        raw, _ = listener.accept()
+        try:
+            conn = context.wrap_socket(raw)  # server_side=True forgotten
+        except Exception:
+            raw.close()
+            continue
+        with conn:
+            while data := conn.recv(4096):
+                conn.sendall(data)
+
+
+def echo_client_auth_context_wraps_each_without_server_side(port, certfile, keyfile):
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+    listener = socket.create_server(("127.0.0.1", port))
+    while True:
+        raw, _ = listener.accept()
+        try:
+            conn = context.wrap_socket(raw)
+        except (ssl.SSLError, OSError, ValueError):
+            raw.close()
+            continue
+        with conn:
+            while data := conn.recv(4096):
+                conn.sendall(data)
+
+
+def test_r1_wrapping_each_connection_without_server_side_is_named():
+    for wrong in (
+        echo_wraps_each_without_server_side,
+        echo_client_auth_context_wraps_each_without_server_side,
+    ):
+        verdict = nb10.check_tls_echo_server(wrong)
+        fails_with(
+            verdict,
+            "server_side=True",
+            what=["during the TLS handshake", "without server_side=True"],
+            absent=["load_cert_chain"],
+        )
+
+
+def echo_select_ignores_pending(port, certfile, keyfile):
+    """A selectors loop that reads 1 KiB per readiness event, as for plain TCP."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certfile, keyfile)
+    listener = socket.create_server(("127.0.0.1", port))
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ)
+    while True:
+        for key, _ in sel.select():
+            if key.fileobj is listener:
+                raw, _ = listener.accept()
+                raw.settimeout(5)
+                try:
+                    conn = context.wrap_socket(raw, server_side=True)
+                except (ssl.SSLError, OSError):
+                    raw.close()
+                    continue
+                sel.register(conn, selectors.EVENT_READ)
+                continue
+            conn = key.fileobj
+            try:
+                data = conn.recv(1024)  # the rest of the record stays in the SSL object
+                if data:
+                    conn.sendall(data)
+                    continue
+            except (ssl.SSLError, OSError):
+                pass
+            sel.unregister(conn)
+            conn.close()
+
+
+def test_r2_a_select_loop_that_ignores_pending_is_told_about_pending():
+    verdict = nb10.check_tls_echo_server(echo_select_ignores_pending)
+    fails_with(
+        verdict,
+        "conn.pending() > 0",
+        "where select() cannot see it",
+        what=["pending() was", "inside your server's SSLSocket"],
+        absent=["around accept()"],
+    )
+
+
+def echo_after_the_end(port, certfile, keyfile):
+    """Collects everything the client sends, and echoes it once the client has finished."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certfile, keyfile)
+    listener = socket.create_server(("127.0.0.1", port))
+    with context.wrap_socket(listener, server_side=True) as tls:
+        while True:
+            try:
+                conn, _ = tls.accept()
+            except (ssl.SSLError, OSError):
+                continue
+            with conn:
+                conn.settimeout(10)
+                received = b""
+                try:
+                    while chunk := conn.recv(4096):
+                        received += chunk
+                    conn.sendall(received)
+                except OSError:
+                    pass
+
+
+def test_r3_an_echo_that_waits_for_the_end_of_the_stream_is_named():
+    verdict = nb10.check_tls_echo_server(echo_after_the_end)
+    fails_with(
+        verdict,
+        "waits for the end of the stream before it replies",
+        what=["came back once the client had ended its side"],
+        absent=["echo in a loop"],
+    )
+
+
+def subject_swallows_the_error(port, hostname, cafile):
+    """Verifies, but turns a refused certificate into a return value."""
+    context = ssl.create_default_context(cafile=cafile)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            with context.wrap_socket(sock, server_hostname=hostname) as tls:
+                cert = tls.getpeercert()
+    except ssl.SSLError as exc:
+        return f"verification failed: {exc.reason}"
+    return dict(pair for rdn in cert["subject"] for pair in rdn)["commonName"]
+
+
+def subject_swallows_into_none(port, hostname, cafile):
+    context = ssl.create_default_context(cafile=cafile)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            with context.wrap_socket(sock, server_hostname=hostname) as tls:
+                cert = tls.getpeercert()
+    except ssl.SSLCertVerificationError:
+        print("certificate refused")
+        return None
+    return dict(pair for rdn in cert["subject"] for pair in rdn)["commonName"]
+
+
+def subject_raises_its_own_error(port, hostname, cafile):
+    context = ssl.create_default_context(cafile=cafile)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            with context.wrap_socket(sock, server_hostname=hostname) as tls:
+                cert = tls.getpeercert()
+    except ssl.SSLError:
+        raise RuntimeError("could not verify the server") from None
+    return dict(pair for rdn in cert["subject"] for pair in rdn)["commonName"]
+
+
+@pytest.mark.parametrize(
+    "wrong, what",
+    [
+        (subject_swallows_the_error, "it returned str 'verification failed"),
+        (subject_swallows_into_none, "it returned None"),
+        (subject_raises_its_own_error, "it raised RuntimeError"),
+    ],
+)
+def test_r4_a_client_that_catches_the_verification_error_is_told_so(wrong, what):
+    verdict = nb10.check_peer_subject(wrong)
+    fails_with(
+        verdict,
+        "Your client did verify",
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "caught the ssl.SSLCertVerificationError",
+        what=[what, "although it had refused the certificate"],
+        absent=["verification is off"],
+    )
+    # verification really off still gets its own hint
+    fails_with(nb10.check_peer_subject(subject_cert_none_binary), "verification is off")
+
+
+def diagnose_catches_sslerror_first(exc):
+    try:
+        raise exc
+    except ssl.SSLError:  # catches the certificate failures too: they are SSLErrors
+        return "not TLS"
+    except ssl.SSLCertVerificationError:
+        return {10: "expired certificate", 62: "wrong host name"}.get(exc.verify_code, "unknown CA")
+    except ConnectionRefusedError:
+        return "no server"
+
+
+def diagnose_tests_oserror_first(exc):
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return {10: "expired certificate", 62: "wrong host name"}.get(exc.verify_code, "unknown CA")
+    if isinstance(exc, OSError):  # an SSLError is an OSError too
+        return "no server"
+    if isinstance(exc, ssl.SSLError):
+        return "not TLS"
+    return "unknown"
+
+
+def test_r5_an_except_order_that_hides_a_subclass_is_named():
+    verdict = nb10.check_diagnose(diagnose_catches_sslerror_first)
+    fails_with(
+        verdict,
+        "your answer for ssl.SSLError, to an SSLCertVerificationError",
+        "the subclass must come first",
+        what=["'unknown CA'"],
+    )
+    verdict = nb10.check_diagnose(diagnose_tests_oserror_first)
+    fails_with(verdict, "your answer for OSError, to an SSLError", "the subclass must come first")
+
+
+def echo_plain_until_the_end(port, certfile, keyfile):
+    """Forgets TLS and waits for the whole message: the ClientHello is never answered."""
+    listener = socket.create_server(("127.0.0.1", port))
+    while True:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(10)
+            received = b""
+            try:
+                while chunk := conn.recv(4096):
+                    received += chunk
+                conn.sendall(received)
+            except OSError:
+                pass
+
+
+def echo_one_client_at_a_time_forever(port, certfile, keyfile):
+    """Accepts a second client before it serves the first."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certfile, keyfile)
+    listener = socket.create_server(("127.0.0.1", port))
+    waiting = []
+    while True:
+        waiting.append(listener.accept()[0])  # never wrapped until a second one comes
+        if len(waiting) == 2:
+            for raw in waiting:
+                raw.close()
+            waiting.clear()
+
+
+def test_r6_a_handshake_that_does_not_finish_says_what_was_seen():
+    verdict = nb10.check_tls_echo_server(echo_plain_until_the_end)
+    fails_with(
+        verdict,
+        "context.wrap_socket(listener, server_side=True)",
+        what=["accepted the connection as plain TCP", "never started TLS"],
+        absent=["did not finish", "load_cert_chain"],
+    )
+    verdict = nb10.check_tls_echo_server(echo_one_client_at_a_time_forever)
+    fails_with(
+        verdict,
+        "A TLS server answers the client's ClientHello",
+        what=["accepted the connection as plain TCP"],
+        absent=["did not finish"],
+    )
+
+
+def test_r7_hint_sentences_are_joined_as_sentences():
+    """'Connect to ('127.0.0.1', port); Pass ...' was one sentence with a capital inside."""
+    hint = nb10._explain_client_error(socket.gaierror(socket.EAI_NONAME, "no such name"))
+    assert not re.search(r"[;,:] [A-Z]", hint.replace("ssl.", "")), hint
+    for name in dir(nb10):
+        if name.startswith("HINT"):
+            text = getattr(nb10, name)
+            assert not re.search(r"; [A-Z][a-z]", text), (name, text)
+
+
+def echo_first_client_only(port, certfile, keyfile):
+    """Serves the first TLS client, then stays up without accepting anyone."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certfile, keyfile)
+    listener = socket.create_server(("127.0.0.1", port))
+    with context.wrap_socket(listener, server_side=True) as tls:
+        while True:
+            try:
+                conn, _ = tls.accept()
+                break
+            except (ssl.SSLError, OSError):
+                continue
+        with conn:
+            while data := conn.recv(4096):
+                conn.sendall(data)
+        threading.Event().wait()  # the function must not return: it waits here
+
+
+def test_r6_a_connection_never_accepted_is_named_as_such():
+    verdict = nb10.check_tls_echo_server(echo_first_client_only)
+    fails_with(
+        verdict,
+        "go back to accept()",
+        what=["your server did not accept() the connection within 3 s"],
+        absent=["did not finish"],
+    )

@@ -14,40 +14,13 @@ import threading
 import time
 
 import pytest
+from exercise_asserts import assert_not_done, assert_passes, assert_what, fails_with, stub
 
 from helpers.exercises import nb11
 from helpers.exercises.solutions import nb11 as sol11
 
 IPV6 = nb11.ipv6_loopback()
 needs_ipv6 = pytest.mark.skipif(not IPV6, reason="this machine has no IPv6 loopback")
-
-
-def stub(*args):
-    raise NotImplementedError
-
-
-def assert_fails(verdict, *hint_words):
-    text = str(verdict)
-    assert not verdict.passed, text
-    assert "✗" in text, text
-    for word in hint_words:
-        assert word in verdict.hint, text
-
-
-def assert_what(verdict, *words, absent=()):
-    """The failure says what really happened (``words``), and not ``absent``."""
-    failure = verdict.failure
-    assert failure is not None, str(verdict)
-    for word in words:
-        assert word in failure.what, str(verdict)
-    for word in absent:
-        assert word not in failure.what and word not in failure.hint, str(verdict)
-
-
-def assert_passes(verdict):
-    text = str(verdict)
-    assert verdict.passed, text
-    assert "all" in text and "✗" not in text, text
 
 
 CHECKS = {
@@ -62,8 +35,7 @@ CHECKS = {
 def test_solutions_pass_and_stubs_are_not_done(name):
     check = CHECKS[name]
     assert_passes(check(getattr(sol11, name)))
-    verdict = check(stub)
-    assert verdict.not_done and "not done yet" in str(verdict)
+    assert_not_done(check(stub))
 
 
 # --- the notebook's helpers ------------------------------------------------------------------
@@ -173,7 +145,7 @@ def format_endpoint_two_items(addr):
     ],
 )
 def test_format_endpoint_catches(wrong, hint):
-    assert_fails(nb11.check_format_endpoint(wrong), hint)
+    fails_with(nb11.check_format_endpoint(wrong), hint)
 
 
 # --- Exercise 2: connect_any ---------------------------------------------------------------
@@ -305,7 +277,7 @@ def connect_any_socket_only(host, port, timeout):
     ],
 )
 def test_connect_any_catches(wrong, hint):
-    assert_fails(nb11.check_connect_any(wrong), hint)
+    fails_with(nb11.check_connect_any(wrong), hint)
 
 
 # --- Exercise 3: loopback_echo_server ----------------------------------------------------
@@ -393,7 +365,7 @@ def echo_server_no_close(port):
     ],
 )
 def test_loopback_echo_server_catches(wrong, hint):
-    assert_fails(nb11.check_loopback_echo_server(wrong), hint)
+    fails_with(nb11.check_loopback_echo_server(wrong), hint)
 
 
 # --- Exercise 4: lookup_problem ------------------------------------------------------------
@@ -467,7 +439,7 @@ def lookup_problem_forgets_nodata(exc):
     ],
 )
 def test_lookup_problem_catches(wrong, hint):
-    assert_fails(nb11.check_lookup_problem(wrong), hint)
+    fails_with(nb11.check_lookup_problem(wrong), hint)
 
 
 def test_verdicts_show_no_port_or_platform_number():
@@ -569,7 +541,7 @@ def echo_server_echoes_at_the_end(port):
 @needs_ipv6
 def test_f2_one_recv_then_close_fails_on_a_message_in_two_parts():
     verdict = nb11.check_loopback_echo_server(echo_server_one_recv)
-    assert_fails(verdict, "One recv() returns what has arrived so far")
+    fails_with(verdict, "One recv() returns what has arrived so far")
     assert_what(verdict, "closed the connection", "b'second part\\n' never came back")
     assert "two parts" in str(verdict).split("✗")[1].splitlines()[0]
 
@@ -577,7 +549,7 @@ def test_f2_one_recv_then_close_fails_on_a_message_in_two_parts():
 @needs_ipv6
 def test_f2_an_echo_that_waits_for_the_end_is_told_to_answer_at_once():
     verdict = nb11.check_loopback_echo_server(echo_server_echoes_at_the_end)
-    assert_fails(verdict, "as soon as you receive it")
+    fails_with(verdict, "as soon as you receive it")
     assert_what(verdict, "did not come back")
 
 
@@ -605,11 +577,11 @@ def lookup_problem_other_codes_are_no_such_name(exc):
 
 def test_f3_codes_not_listed_get_not_a_lookup_error():
     verdict = nb11.check_lookup_problem(lookup_problem_none_for_other_codes)
-    assert_fails(verdict, 'end with `return "not a lookup error"`')
+    fails_with(verdict, 'end with `return "not a lookup error"`')
     assert_what(verdict, "it returned None", "'not a lookup error'")
     assert "EAI_FAMILY" in verdict.failure.sent or "EAI_FAIL" in verdict.failure.sent
     verdict = nb11.check_lookup_problem(lookup_problem_other_codes_are_no_such_name)
-    assert_fails(verdict, "any other code is 'not a lookup error'")
+    fails_with(verdict, "any other code is 'not a lookup error'")
 
 
 # F4: no isinstance check: every input used to be an OSError with an .errno.
@@ -625,7 +597,7 @@ def lookup_problem_errno_of_anything(exc):
 
 def test_f4_an_exception_that_is_no_oserror_needs_the_isinstance_check():
     verdict = nb11.check_lookup_problem(lookup_problem_errno_of_anything)
-    assert_fails(verdict, "Not every exception is an OSError", "isinstance(exc, socket.gaierror)")
+    fails_with(verdict, "Not every exception is an OSError", "isinstance(exc, socket.gaierror)")
     assert_what(verdict, "AttributeError", "errno")
 
 
@@ -652,7 +624,7 @@ def lookup_problem_constants_and_harmless_numbers(exc):
 
 def test_f5_codes_written_as_numbers_are_caught_in_the_source():
     verdict = nb11.check_lookup_problem(lookup_problem_glibc_numbers)
-    assert_fails(verdict, "not with numbers", "socket.EAI_NONAME")
+    fails_with(verdict, "not with numbers", "socket.EAI_NONAME")
     assert_passes(nb11.check_lookup_problem(lookup_problem_constants_and_harmless_numbers))
 
 
@@ -684,10 +656,10 @@ def format_endpoint_flowinfo_as_scope(addr):
 
 def test_f6_a_scope_of_zero_is_named_not_the_brackets():
     verdict = nb11.check_format_endpoint(format_endpoint_scope_zero)
-    assert_fails(verdict, "A scope_id of 0 means no particular interface")
+    fails_with(verdict, "A scope_id of 0 means no particular interface")
     assert_what(verdict, "'[::1%0]:5000'", absent=["Put it in brackets"])
     verdict = nb11.check_format_endpoint(format_endpoint_flowinfo_as_scope)
-    assert_fails(verdict, "flowinfo, not the scope")
+    fails_with(verdict, "flowinfo, not the scope")
 
 
 # F7: a function that never returns.
@@ -698,7 +670,7 @@ def format_endpoint_never_returns(addr):
 
 def test_f7_a_function_that_hangs_is_not_told_about_sockets():
     verdict = nb11.check_format_endpoint(format_endpoint_never_returns)
-    assert_fails(verdict, "does a loop never end")
+    fails_with(verdict, "does a loop never end")
     assert_what(verdict, "it had not returned after 3 s", absent=["No socket is needed"])
 
 
@@ -736,12 +708,12 @@ def connect_any_reraises_at_once(host, port, timeout):
 @needs_ipv6
 def test_f8_raising_after_every_address_is_told_to_return_none_and_failures():
     verdict = nb11.check_connect_any(connect_any_raises_when_all_fail)
-    assert_fails(verdict, "return (None, failures) instead of raising")
+    fails_with(verdict, "return (None, failures) instead of raising")
     assert_what(verdict, "after trying every address", absent=["catch OSError"])
     assert str(verdict) == str(nb11.check_connect_any(connect_any_raises_when_all_fail))
     assert "PORT" in verdict.failure.what  # the port is hidden: a verdict is stable
     # giving up at the first failure is a different mistake, with its own hint
-    assert_fails(nb11.check_connect_any(connect_any_reraises_at_once), "catch OSError")
+    fails_with(nb11.check_connect_any(connect_any_reraises_at_once), "catch OSError")
 
 
 # F9: only the host of each failed address recorded.
@@ -780,10 +752,10 @@ def connect_any_records_the_message(host, port, timeout):
 @needs_ipv6
 def test_f9_a_failure_without_its_sockaddr_is_named():
     verdict = nb11.check_connect_any(connect_any_records_the_host_only)
-    assert_fails(verdict, "Record the whole sockaddr")
+    fails_with(verdict, "Record the whole sockaddr")
     assert_what(verdict, "the first item of a failure is str '::1'")
     verdict = nb11.check_connect_any(connect_any_records_the_message)
-    assert_fails(verdict, "Record the exception itself")
+    fails_with(verdict, "Record the exception itself")
 
 
 # F10: starting over for ever when every address refused.
@@ -806,7 +778,7 @@ def connect_any_retries_forever(host, port, timeout):
 
 def test_f10_a_loop_that_starts_over_is_not_told_to_set_a_timeout():
     verdict = nb11.check_connect_any(connect_any_retries_forever)
-    assert_fails(verdict, "Do not start over, retry or sleep")
+    fails_with(verdict, "Do not start over, retry or sleep")
     assert_what(verdict, "had not returned", absent=["s.settimeout(timeout)"])
     # connect_any_no_timeout (above) still gets the timeout hint, where it belongs
 
@@ -831,7 +803,7 @@ def echo_server_returns_after_one_client(port):
 @needs_ipv6
 def test_f11_a_server_that_returned_is_told_so():
     verdict = nb11.check_loopback_echo_server(echo_server_returns_after_one_client)
-    assert_fails(verdict, "its function must not return")
+    fails_with(verdict, "its function must not return")
     assert_what(verdict, "your server function had returned", absent=["got b''"])
 
 
@@ -847,7 +819,7 @@ def echo_server_ipv6_without_family(port):
 @needs_ipv6
 def test_f12_a_crash_is_the_cause_and_its_hint_names_the_family():
     verdict = nb11.check_loopback_echo_server(echo_server_ipv6_without_family)
-    assert_fails(verdict, "family=socket.AF_INET6")
+    fails_with(verdict, "family=socket.AF_INET6")
     assert verdict.failure.what.startswith("your server crashed with OSError"), str(verdict)
     assert_what(verdict, "PORT", absent=["got b''", "Send back every byte"])
     assert str(verdict) == str(nb11.check_loopback_echo_server(echo_server_ipv6_without_family))
@@ -863,7 +835,7 @@ def lookup_problem_hangs_on_again(exc):
 
 def test_f13_a_function_that_never_returns_is_not_said_to_return_none():
     verdict = nb11.check_lookup_problem(lookup_problem_hangs_on_again)
-    assert_fails(verdict, "does a loop never end")
+    fails_with(verdict, "does a loop never end")
     assert_what(verdict, "it had not returned after 3 s", absent=["returned None"])
 
 
@@ -892,6 +864,6 @@ def lookup_problem_reads_the_message(exc):
 
 def test_f14_a_forgotten_code_and_a_compared_message_get_their_own_hints():
     verdict = nb11.check_lookup_problem(lookup_problem_forgets_service)
-    assert_fails(verdict, "EAI_SERVICE ('Servname not supported", "socket.EAI_SERVICE")
+    fails_with(verdict, "EAI_SERVICE ('Servname not supported", "socket.EAI_SERVICE")
     verdict = nb11.check_lookup_problem(lookup_problem_reads_the_message)
-    assert_fails(verdict, "not the message")
+    fails_with(verdict, "not the message")

@@ -632,6 +632,25 @@ def test_nb07_graceful_server_keeping_its_listener_fails():
             _Holder.listener.close()
 
 
+def graceful_server_blocking_accept(port, stop):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        while not stop.is_set():
+            conn, _ = listener.accept()  # no timeout: `stop` is seen only when a client comes
+            with conn:
+                while data := conn.recv(4096):
+                    conn.sendall(data)
+
+
+def test_nb07_graceful_server_hint_bounds_the_waits_not_the_connection():
+    """The hint's cure must not be the bug of the old reference solution: a 0.1 s timeout
+    on the connection also bounds sendall(), so a slow reader would be cut off."""
+    verdict = nb07.check_graceful_server(graceful_server_blocking_accept)
+    fails_with(verdict, "never looks at `stop`", "select.select", "slow client")
+    assert "settimeout(0.1) on the listening socket" in verdict.hint
+
+
 def request_no_colon(address, request_id, payload, timeout=0.2, retries=5):
     prefix = str(request_id).encode()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

@@ -27,9 +27,7 @@ see them: none may be bound beyond loopback (127.0.0.0/8, ::1), except in the ce
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
+from bound_sockets import bound_beyond_loopback
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -183,10 +182,6 @@ EVERY_INTERFACE_ON_PURPOSE = (
 SAMPLE_EVERY = 0.005  # seconds between two looks at the kernel's sockets
 
 
-def _on_loopback(ip: str) -> bool:
-    return ipaddress.ip_address(ip.split("%")[0]).is_loopback
-
-
 class BindSampler:
     """Looks at the sockets of a process and its children until stopped; keeps every
     socket bound beyond loopback, with the cell that ran when it was seen."""
@@ -219,16 +214,7 @@ class BindSampler:
         cell = self.cell
         if cell is None:
             return
-        found = []
-        for process in self._processes():
-            try:
-                connections = process.net_connections(kind="inet")
-            except (psutil.NoSuchProcess, psutil.AccessDenied, FileNotFoundError):
-                continue
-            for conn in connections:
-                if conn.laddr and not _on_loopback(conn.laddr.ip):
-                    kind = "udp" if conn.type == socket.SOCK_DGRAM else conn.status
-                    found.append((f"{conn.laddr.ip}:{conn.laddr.port}", kind))
+        found = bound_beyond_loopback(self._processes())
         if self.cell is not cell:
             return
         for address, kind in found:
@@ -242,10 +228,23 @@ class BindSampler:
             return []
 
     def beyond_loopback(self, name: str) -> list[str]:
-        """The sockets seen bound beyond loopback outside the cells allowed to."""
+        """The sockets seen bound beyond loopback outside the cells allowed to. A socket
+        still open in later cells (closed by a later cell) is reported with the cell
+        that opened it, once; unless that cell was allowed to open it: then the later
+        cells are reported, for it outlived its cell."""
         found = []
+        opened_in: dict[tuple, bool] = {}  # (run, address, kind) -> opened on purpose
         for (run, index, address, kind), (_, _, source) in sorted(self.seen.items()):
-            if any(nb == name and piece in source for nb, piece, _ in EVERY_INTERFACE_ON_PURPOSE):
+            on_purpose = any(
+                nb == name and piece in source for nb, piece, _ in EVERY_INTERFACE_ON_PURPOSE
+            )
+            key = (run, address, kind)
+            if key in opened_in:
+                if not opened_in[key] or on_purpose:
+                    continue  # the same socket, already reported with its cell
+            else:
+                opened_in[key] = on_purpose
+            if on_purpose:
                 continue
             found.append(
                 f"run {run}, cell {index}: a socket on {address} ({kind})\n--- source ---\n{source}"

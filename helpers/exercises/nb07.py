@@ -289,8 +289,10 @@ def check_ask(ask) -> object:
 def check_graceful_server(graceful_server) -> object:
     """``graceful_server(port, stop)`` echoes, and returns within 1 s of ``stop.set()``."""
     HINT_STOP = (
-        "A blocking accept() or recv() never looks at `stop`. Give the sockets a short "
-        "timeout (settimeout(0.1)) and check stop.is_set() each time it expires."
+        "A blocking accept() or recv() never looks at `stop`. Wait at most 0.1 s at a time "
+        "(select.select([sock], [], [], 0.1), or settimeout(0.1) on the listening socket) "
+        "and check stop.is_set() after each wait; keep a longer timeout (a few seconds) for "
+        "recv() and sendall() on the connection, or a slow client gets cut off."
     )
 
     def run(scenario):

@@ -9,6 +9,11 @@ Rules of this file:
   meets TLS servers run by netlab (the right certificate, another CA's, another name's).
 - Verdicts name OpenSSL's stable facts (``verify_code`` 20, 62, 10; the exception's
   class), never its message text, which changes between OpenSSL versions.
+- A hint names what the check saw: the learner's end of the connection as netlab knows
+  it (a plain socket, a TLS client socket, bytes waiting in ``pending()``), the alert the
+  check's own server got, an echo that came only after close_notify. The learner's
+  source is read only to name a cause already seen (``wrap_socket`` without
+  ``server_side``, when the server closed during the handshake).
 
 The three causes of a failed verification all raise ``ssl.SSLCertVerificationError``
 with reason ``CERTIFICATE_VERIFY_FAILED``; only ``verify_code`` (and ``verify_message``)
@@ -17,6 +22,7 @@ tell them apart. That is the lesson of Exercise 3, and why the hints point there
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import datetime
 import inspect
@@ -25,6 +31,7 @@ import re
 import socket
 import ssl
 import tempfile
+import textwrap
 import threading
 from dataclasses import dataclass
 
@@ -38,8 +45,10 @@ from ._checker import (
     Failure,
     call_bounded,
     connect,
+    describe_value,
     many_clients,
     run_checks,
+    server_side,
     serving,
     show_bytes,
 )
@@ -110,8 +119,12 @@ def client_context(ca=None) -> ssl.SSLContext:
 # --- the check's own servers -----------------------------------------------------------------
 
 
-def _tls_peer(port, cert):
-    """A TLS server presenting ``cert``: it reads until the client has finished."""
+def _tls_peer(port, cert, handshakes=None):
+    """A TLS server presenting ``cert``: it reads until the client has finished.
+
+    ``handshakes`` (a list) gets, per client, "accepted" or the reason of the alert
+    with which the client refused the certificate (e.g. "TLSV1_ALERT_UNKNOWN_CA").
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     cert.configure_cert(context)
     listener = socket.socket()
@@ -121,8 +134,12 @@ def _tls_peer(port, cert):
         while True:
             try:
                 conn, _ = tls.accept()
-            except (ssl.SSLError, OSError):
+            except (ssl.SSLError, OSError) as exc:
+                if handshakes is not None:
+                    handshakes.append(getattr(exc, "reason", None) or type(exc).__name__)
                 continue  # the client refused the certificate: that is the point
+            if handshakes is not None:
+                handshakes.append("accepted")
             with conn:
                 conn.settimeout(REPLY_TIMEOUT)
                 with contextlib.suppress(OSError):
@@ -146,10 +163,10 @@ def _plain_peer(port):
 
 
 @contextlib.contextmanager
-def peer(kind: str, cert=None):
+def peer(kind: str, cert=None, handshakes=None):
     server = netlab.serve(
         _tls_peer if kind == "tls" else _plain_peer,
-        *((cert,) if kind == "tls" else ()),
+        *((cert, handshakes) if kind == "tls" else ()),
         port=None,
         name=f"check-nb10-{kind}-peer",
         announce=False,
@@ -160,14 +177,24 @@ def peer(kind: str, cert=None):
         server.stop()
 
 
-def handshake(server, context, hostname=HOSTNAME, timeout=REPLY_TIMEOUT) -> ssl.SSLSocket:
+def handshake(
+    server, context, hostname=HOSTNAME, timeout=REPLY_TIMEOUT, seen=None
+) -> ssl.SSLSocket:
     """A TLS connection to the learner's ``server`` (the handshake done, or an exception).
 
     The handshake waits in short slices, so that a learner's server that has crashed
-    (netlab knows) ends the wait at once instead of after the whole timeout.
+    (netlab knows) ends the wait at once instead of after the whole timeout. When it
+    fails, ``seen`` (a list) gets the learner's end of the connection as it was then (the
+    socket its accept() returned, or None), for the verdict to say what it was.
     """
     raw = connect(server)
     tls = context.wrap_socket(raw, server_hostname=hostname, do_handshake_on_connect=False)
+
+    def give_up():
+        if seen is not None:
+            seen.append(_learner_end(server, tls))
+        tls.close()
+
     tls.settimeout(0.1)
     deadline = threading.Event()
     timer = threading.Timer(timeout, deadline.set)
@@ -179,10 +206,10 @@ def handshake(server, context, hostname=HOSTNAME, timeout=REPLY_TIMEOUT) -> ssl.
                 break
             except TimeoutError:
                 if deadline.is_set() or not server.running:
-                    tls.close()
+                    give_up()
                     raise TimeoutError("the TLS handshake did not finish") from None
             except BaseException:
-                tls.close()
+                give_up()
                 raise
     finally:
         timer.cancel()
@@ -227,7 +254,10 @@ HINT_LOAD_CHAIN = (
 )
 HINT_SERVER_SIDE = (
     "Wrapping an accepted connection, say which end you are: "
-    "context.wrap_socket(conn, server_side=True). Without it the socket tries to be a client."
+    "context.wrap_socket(conn, server_side=True). Without it the socket is a TLS client: "
+    "with a server's context wrap_socket() raises ValueError ('Cannot create a client "
+    "socket with a PROTOCOL_TLS_SERVER context'), with another it sends a ClientHello of "
+    "its own. (A wrapped listening socket's accept() sets server_side itself.)"
 )
 HINT_HANDSHAKE_ERRORS = (
     "With a wrapped listening socket, accept() also does the TLS handshake: a client that "
@@ -238,10 +268,43 @@ HINT_NOT_WRAPPED = (
     "The client got its own ClientHello back: your server speaks plain TCP. Wrap the "
     "listening socket with context.wrap_socket(listener, server_side=True)."
 )
+HINT_NOT_STARTED = (
+    "A TLS server answers the client's ClientHello: wrap the listening socket with "
+    "context.wrap_socket(listener, server_side=True) (its accept() does the handshake), "
+    "or each accepted connection with context.wrap_socket(conn, server_side=True)."
+)
+HINT_CLOSED_IN_HANDSHAKE = (
+    "Something on your server's side failed before the handshake, and the connection "
+    "was closed: print the exception that your `except` catches there (wrap_socket() "
+    "raises ValueError for a wrong argument, ssl.SSLError for a failed handshake)."
+)
+HINT_NOT_ACCEPTED = (
+    "A server serves client after client: once a conversation has ended (recv() returned "
+    "b''), close that connection and go back to accept()."
+)
 HINT_ECHO_LOOP = (
     "recv() on a TLS socket returns at most one record's data, often less: echo in a "
     "loop (`while data := conn.recv(4096): conn.sendall(data)`) until recv() returns b''."
 )
+HINT_PENDING = (
+    "select() and selectors ask the kernel whether data waits, and the kernel no longer "
+    "holds these bytes: recv() took the whole TLS record from it, decrypted it, returned "
+    "what you asked for and kept the rest inside the SSL object, where select() cannot "
+    "see it. After each recv(), read on while conn.pending() > 0 before you select again "
+    "(or recv() at least 16 KiB, a whole record, at a time)."
+)
+HINT_WAITS_FOR_EOF = (
+    "Your server waits for the end of the stream before it replies: recv() returns b'' "
+    "only once the client has finished sending, and this client waits for each echo "
+    "before it sends more. Send back each piece as soon as recv() returns it: "
+    "`while data := conn.recv(4096): conn.sendall(data)`."
+)
+
+
+class Observed(Failure):
+    """A failure whose cause the check saw for itself (bytes waiting inside the server's
+    SSL object, an echo that came only after the end of the stream): its hint stands even
+    if the server crashes afterwards, as it may when the check closes the connection."""
 
 
 def _server_crash_hint(exc: BaseException) -> str | None:
@@ -261,32 +324,148 @@ def _server_crash_hint(exc: BaseException) -> str | None:
     return None
 
 
-def _echo(server, context, pieces, sent):
-    """Send ``pieces`` over TLS, each once the echo of the one before has come back."""
+def _learner_end(server, tls):
+    """The learner's end of the check's connection ``tls`` (what its accept() returned:
+    a plain socket, or an SSLSocket), or None when the server has not accepted it."""
     try:
-        tls = handshake(server, context)
+        return server_side(server, tls)
+    except (OSError, ValueError):
+        return None
+
+
+def _pending(end) -> int:
+    """Decrypted bytes that wait inside the SSL object of the learner's end."""
+    if isinstance(end, ssl.SSLSocket):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            return end.pending()
+    return 0
+
+
+def _wraps_without_server_side(function) -> bool:
+    """Whether ``function``'s source calls wrap_socket() without server_side (which an
+    accepted connection needs; a wrapped listening socket's accept() sets it itself)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError, SyntaxError, ValueError):
+        return False  # no source to read: what happened decides alone
+    return any(
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "wrap_socket"
+        and len(node.args) < 2
+        and not any(k.arg in ("server_side", None) for k in node.keywords)
+        for node in ast.walk(tree)
+    )
+
+
+def _handshake_failure(exc: BaseException, end, learner) -> tuple[str, str]:
+    """(what happened, hint) for a TLS handshake with the learner's server that failed
+    with ``exc``; ``end`` is the learner's end of the connection at that moment."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(end, ssl.SSLSocket) and not end.server_side:
+        return (
+            "the TLS handshake failed: your server's end of the connection is a TLS client "
+            "socket (wrapped without server_side=True), which waits for a ServerHello too",
+            HINT_SERVER_SIDE,
+        )
+    if isinstance(exc, TimeoutError):
+        if end is None:
+            return (
+                f"your server did not accept() the connection within {REPLY_TIMEOUT:g} s",
+                HINT_NOT_ACCEPTED,
+            )
+        if not isinstance(end, ssl.SSLSocket):
+            return (
+                "your server accepted the connection as plain TCP and sent nothing back to "
+                f"the client's ClientHello within {REPLY_TIMEOUT:g} s: it never started TLS",
+                HINT_NOT_STARTED,
+            )
+        return (
+            "your server wrapped the connection but did not answer the client's ClientHello "
+            f"within {REPLY_TIMEOUT:g} s (with do_handshake_on_connect=False, the handshake "
+            "waits for your first recv() or do_handshake())",
+            HINT_NOT_STARTED,
+        )
+    if reason == "UNEXPECTED_MESSAGE":
+        return (
+            "the TLS handshake failed: the answer to the client's ClientHello was no "
+            "ServerHello (unexpected message)",
+            HINT_NOT_WRAPPED,
+        )
+    if (
+        isinstance(exc, ConnectionError | ssl.SSLEOFError)
+        or reason == "UNEXPECTED_EOF_WHILE_READING"
+    ):
+        how = "reset" if isinstance(exc, ConnectionResetError) else "closed"
+        what = (
+            f"your server {how} the connection during the TLS handshake, with no answer "
+            "to the client's ClientHello (no ServerHello, no alert)"
+        )
+        if learner is not None and _wraps_without_server_side(learner):
+            return (
+                what + "; your code calls wrap_socket() without server_side=True",
+                HINT_SERVER_SIDE,
+            )
+        return what, HINT_CLOSED_IN_HANDSHAKE
+    if isinstance(exc, ssl.SSLError):
+        return f"the TLS handshake failed: your server sent the alert {reason}", HINT_LOAD_CHAIN
+    return f"the TLS handshake failed: {describe_exception(exc)}", HINT_NOT_STARTED
+
+
+def _reply_after_close_notify(server, context, piece: bytes) -> bytes:
+    """Send ``piece`` over a new TLS connection, end the sending side with close_notify
+    (TLS's end of stream; TCP stays open both ways) and return what comes back.
+
+    An SSLObject (TLS on memory buffers) can still read after its close_notify, which
+    an SSLSocket cannot: ``unwrap()`` would wait for the server's close_notify first.
+    """
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=HOSTNAME)
+    got = b""
+    try:
+        with connect(server) as sock:
+
+            def run(call, *args):
+                while True:
+                    try:
+                        return call(*args)
+                    except ssl.SSLWantReadError:
+                        sock.sendall(outgoing.read())
+                        data = sock.recv(65536)
+                        incoming.write(data) if data else incoming.write_eof()
+
+            run(tls.do_handshake)
+            tls.write(piece)
+            with contextlib.suppress(ssl.SSLWantReadError):
+                tls.unwrap()  # puts our close_notify in the outgoing buffer
+            sock.sendall(outgoing.read())
+            while len(got) < len(piece) and (chunk := run(tls.read, 65536)):
+                got += chunk
+    except (ssl.SSLError, OSError, Failure):
+        pass  # the server closed, or never answered: what came so far is the answer
+    return got
+
+
+def _echo(server, context, pieces, sent, learner=None):
+    """Send ``pieces`` over TLS, each once the echo of the one before has come back.
+    ``learner``: the learner's server function (its source may explain a failure)."""
+    seen = []
+    try:
+        tls = handshake(server, context, seen=seen)
     except ssl.SSLCertVerificationError as exc:
         raise Failure(
             f"the check's client refused your certificate ({exc.verify_message})",
             "Load the certificate and key the check gives you: load_cert_chain(certfile, keyfile).",
             sent,
         ) from None
-    except ssl.SSLError as exc:
-        if exc.reason == "UNEXPECTED_MESSAGE":
-            raise Failure(
-                "the TLS handshake failed: unexpected message", HINT_NOT_WRAPPED, sent
-            ) from None
-        raise Failure(f"the TLS handshake failed: {exc.reason}", HINT_LOAD_CHAIN, sent) from None
-    except (TimeoutError, ConnectionError) as exc:
-        raise Failure(
-            f"the TLS handshake did not complete ({describe_exception(exc)})",
-            HINT_SERVER_CONTEXT + " " + HINT_LOAD_CHAIN,
-            sent,
-        ) from None
+    except (ssl.SSLError, TimeoutError, ConnectionError) as exc:
+        what, hint = _handshake_failure(exc, seen[0] if seen else None, learner)
+        raise Failure(what, hint, sent) from None
     with tls:
         for piece in pieces:
             tls.sendall(piece)
             got = b""
+            timed_out = False
             try:
                 while len(got) < len(piece):
                     chunk = tls.recv(65536)
@@ -294,17 +473,37 @@ def _echo(server, context, pieces, sent):
                         break
                     got += chunk
             except TimeoutError:
-                pass
+                timed_out = True
             except (ssl.SSLError, ConnectionError) as exc:
                 raise Failure(
                     f"after {show_bytes(got)} the connection broke: {describe_exception(exc)}",
                     HINT_ECHO_LOOP,
                     sent,
                 ) from None
-            if got != piece:
-                raise Failure(
-                    f"got {show_bytes(got)}, expected {show_bytes(piece)}", HINT_ECHO_LOOP, sent
-                )
+            if got == piece:
+                continue
+            what = f"got {show_bytes(got)}, expected {show_bytes(piece)}"
+            if timed_out:
+                waiting = _pending(_learner_end(server, tls))
+                if waiting:
+                    raise Observed(
+                        f"{what}: {waiting} more bytes waited inside your server's SSLSocket, "
+                        f"decrypted already (conn.pending() was {waiting}), and it did not "
+                        f"read them within {REPLY_TIMEOUT:g} s",
+                        HINT_PENDING,
+                        sent,
+                    )
+                if not got:
+                    tls.close()
+                    if _reply_after_close_notify(server, context, piece) == piece:
+                        raise Observed(
+                            f"nothing came back within {REPLY_TIMEOUT:g} s while the client "
+                            f"waited; on a new connection, {show_bytes(piece)} came back once "
+                            "the client had ended its side of the stream (TLS close_notify)",
+                            HINT_WAITS_FOR_EOF,
+                            sent,
+                        )
+            raise Failure(what, HINT_ECHO_LOOP, sent)
 
 
 def _not_tls_client(server):
@@ -324,13 +523,25 @@ def check_tls_echo_server(tls_echo_server) -> object:
     """Attack ``tls_echo_server(port, certfile, keyfile)`` with verifying TLS clients."""
     big = bytes((i * 7 + 3) % 256 for i in range(100_000))
 
+    def echo(server, context, pieces, sent):
+        _echo(server, context, pieces, sent, tls_echo_server)
+
     def run(body):
         def check():
+            observed = []
+
+            def crash_hint(exc):  # a cause the check saw itself beats a crash that followed
+                return None if observed else _server_crash_hint(exc)
+
             with authority() as (ca, _, files):
                 args = (files.certfile, files.keyfile)
                 try:
-                    with serving(tls_echo_server, _server_crash_hint, args) as server:
-                        body(server, client_context(ca))
+                    with serving(tls_echo_server, crash_hint, args) as server:
+                        try:
+                            body(server, client_context(ca))
+                        except Observed:
+                            observed.append(True)
+                            raise
                 except Failure as failure:  # the crash, as serving() describes it
                     what = re.sub(r" \(_ssl\.c:\d+\)", "", failure.what)
                     raise Failure(what, failure.hint, failure.sent) from None
@@ -343,19 +554,19 @@ def check_tls_echo_server(tls_echo_server) -> object:
             try:
                 first(server)
                 server.wait_quiet(1.0)
-                _echo(server, context, [b"next"], sent)
+                echo(server, context, [b"next"], sent)
             except Failure as failure:
-                raise Failure(failure.what, failure.hint, failure.sent or sent) from None
+                raise type(failure)(failure.what, failure.hint, failure.sent or sent) from None
 
         return body
 
     def many(server, context):
         def talk(i):
-            _echo(server, context, [b"client %d" % i], f"client {i + 1} of 10")
+            echo(server, context, [b"client %d" % i], f"client {i + 1} of 10")
 
         for index, result in enumerate(many_clients(10, talk)):
             if isinstance(result, Failure):
-                raise Failure(
+                raise type(result)(
                     f"client {index + 1}: {result.what}",
                     result.hint or HINT_ECHO_LOOP,
                     "10 TLS clients at once",
@@ -367,7 +578,7 @@ def check_tls_echo_server(tls_echo_server) -> object:
             (
                 "a verifying TLS client: b'hello' comes back",
                 run(
-                    lambda s, c: _echo(
+                    lambda s, c: echo(
                         s,
                         c,
                         [b"hello"],
@@ -378,7 +589,7 @@ def check_tls_echo_server(tls_echo_server) -> object:
             (
                 "100 KB in pieces of 16 KB",
                 run(
-                    lambda s, c: _echo(
+                    lambda s, c: echo(
                         s,
                         c,
                         [big[i : i + 16384] for i in range(0, len(big), 16384)],
@@ -419,6 +630,12 @@ HINT_SERVER_HOSTNAME = (
     "Pass the name to check: context.wrap_socket(sock, server_hostname=hostname). "
     "The address you connect to (127.0.0.1) and the name you verify are separate things."
 )
+HINT_SWALLOWED = (
+    "Your client did verify: it refused the certificate (the server saw its alert, {alert}). "
+    "Then your function caught the ssl.SSLCertVerificationError and {did} instead, so the "
+    "caller cannot tell that the server was not who it claimed to be. Let the error out: "
+    "no try/except around wrap_socket() (or `raise` again in the except block)."
+)
 HINT_CN = (
     "getpeercert()['subject'] is a tuple of RDNs, each a tuple of (name, value) pairs: "
     "return the value whose name is 'commonName' (a str)."
@@ -450,7 +667,10 @@ def _explain_client_error(error: BaseException) -> str:
             "default context's CERT_REQUIRED. " + HINT_CN
         )
     if isinstance(error, socket.gaierror):
-        return "Connect to ('127.0.0.1', port); " + HINT_SERVER_HOSTNAME
+        return (
+            "Connect to ('127.0.0.1', port): the host name is the name to verify, which "
+            "need not resolve. " + HINT_SERVER_HOSTNAME
+        )
     return "Read the exception: connect to ('127.0.0.1', port) and wrap the socket."
 
 
@@ -485,7 +705,8 @@ def check_peer_subject(peer_subject) -> object:
                     with authority() as (_, other_cert, _):
                         cert = other_cert  # signed by another CA than the one in cafile
                 hostname = OTHER_NAME if kind == "name" else HOSTNAME
-                with peer("tls", cert) as server:
+                handshakes = []  # what the check's server saw of each handshake
+                with peer("tls", cert, handshakes) as server:
                     call = _subject_call(peer_subject, server.port, hostname, files.cafile)
             sent = f"peer_subject(port, {hostname!r}, cafile): " + (
                 "a certificate signed by another CA"
@@ -500,6 +721,19 @@ def check_peer_subject(peer_subject) -> object:
                 )
             if isinstance(call.error, ssl.SSLCertVerificationError):
                 return
+            alerts = [h for h in handshakes if h != "accepted"]
+            if alerts and "accepted" not in handshakes:
+                did = (
+                    f"returned {describe_value(call.result)}"
+                    if call.error is None
+                    else f"raised {describe_exception(call.error)}"
+                )
+                raise Failure(
+                    f"it {did} instead of raising ssl.SSLCertVerificationError, although "
+                    "it had refused the certificate",
+                    HINT_SWALLOWED.format(alert=alerts[0], did=did),
+                    sent,
+                )
             if call.error is None:
                 raise Failure(
                     f"it returned {call.result!r:.60} instead of raising "
@@ -556,6 +790,29 @@ HINT_SAME_REASON = (
 )
 
 
+CERTIFICATE_CAUSES = ("unknown CA", "wrong host name", "expired certificate")
+# The answer a diagnosis gives when it tests this class (a base class of others) first.
+BASE_CLASS_ANSWERS = {"not TLS": "ssl.SSLError", "no server": "OSError"}
+HINT_EXCEPT_ORDER = (
+    "It answered {answer!r}, your answer for {base}, to an {kind}, which is an {base} "
+    "too (a subclass of it). The first `except` clause (or isinstance() test) that "
+    "matches wins, so the subclass must come first: ssl.SSLCertVerificationError, then "
+    "ssl.SSLError, then OSError and its ConnectionRefusedError."
+)
+
+
+def _tested_base_first(cause: str, exc: BaseException, answer) -> str | None:
+    """The hint for a diagnosis that gave ``exc`` the answer of one of its base classes
+    (ssl.SSLError's "not TLS", OSError's "no server"): it tested that class first."""
+    base = BASE_CLASS_ANSWERS.get(answer) if isinstance(answer, str) else None
+    if base is None or answer == cause:
+        return None
+    base_class = ssl.SSLError if base == "ssl.SSLError" else OSError
+    if not isinstance(exc, base_class) or type(exc) is base_class:
+        return None
+    return HINT_EXCEPT_ORDER.format(answer=answer, base=base, kind=type(exc).__name__)
+
+
 def check_diagnose(diagnose) -> object:
     """Check ``diagnose(exc)`` against each failure, provoked for real."""
 
@@ -566,7 +823,7 @@ def check_diagnose(diagnose) -> object:
             sent = f"the {type(exc).__name__} of a careful client facing: {cause}"
             call = call_bounded(diagnose, exc)
             hint = CAUSE_HINTS[cause]
-            if cause in ("unknown CA", "wrong host name", "expired certificate"):
+            if cause in CERTIFICATE_CAUSES:
                 hint += HINT_SAME_REASON
             if call.error is not None:
                 if isinstance(call.error, AttributeError):
@@ -576,6 +833,7 @@ def check_diagnose(diagnose) -> object:
                     )
                 raise Failure(f"it raised {describe_exception(call.error)}", hint, sent)
             if call.result != cause:
+                hint = _tested_base_first(cause, exc, call.result) or hint
                 raise Failure(f"it returned {call.result!r:.60}, expected {cause!r}", hint, sent)
 
         return check

@@ -41,7 +41,7 @@ def peer_subject(port, hostname, cafile):
 
 def diagnose(exc):
     """The cause of a failed TLS connection, from the exception the client got."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
+    if isinstance(exc, ssl.SSLCertVerificationError):  # first: it is an SSLError too
         return {
             10: "expired certificate",
             62: "wrong host name",
