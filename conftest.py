@@ -76,3 +76,24 @@ def _kernels_over_ipc() -> None:
 
 
 _kernels_over_ipc()
+
+
+_LOW_PORT_LIMIT = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+
+
+def pytest_report_header(config) -> list[str]:
+    """Notebook 02's stored output shows an ordinary user refused port 80, the Linux default
+    (ports below 1024 are privileged). A container that lowers the limit (Docker 20.10+
+    does, in a container with its own network) makes that cell differ: say so first."""
+    try:
+        limit = int(_LOW_PORT_LIMIT.read_text())
+    except (OSError, ValueError):
+        return []
+    if limit == 1024:
+        return []
+    return [
+        f"note: net.ipv4.ip_unprivileged_port_start is {limit} here, not Linux's default 1024:"
+        " notebook 02's low-port cell will differ from its stored output. Run the tests with"
+        " the default (`sysctl -w net.ipv4.ip_unprivileged_port_start=1024` as root, or"
+        " `docker run --sysctl net.ipv4.ip_unprivileged_port_start=1024 ...`)."
+    ]
