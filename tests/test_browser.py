@@ -254,3 +254,119 @@ def test_notebook_08_runs_in_jupyterlab(lab):
     """Notebook 08 run all in JupyterLab, as a learner would: every cell runs, no error
     (its check cells answer "not done yet"), and the relay's diagram renders as SVG."""
     test_notebook_runs_in_a_real_browser(lab, "08-http-from-scratch.ipynb", True, False)
+
+
+def test_notebook_09_chat_windows_in_a_real_browser(lab):
+    """Notebook 09 in JupyterLab: Chromium runs the cells up to the two chat windows (two
+    clients of one server, in one kernel), types a line into alice's text box, clicks Send,
+    and sees the line arrive in bob's window and in the server's log widget; then the same
+    from bob to alice. Screenshots: artifacts/browser/09-chat*.png."""
+    import nbformat
+    from playwright.sync_api import sync_playwright
+
+    base, token, root = lab
+    name = "09-chat-room.ipynb"
+    cells = nbformat.read(root / name, as_version=4).cells
+    windows = next(
+        i for i, c in enumerate(cells) if "chat-windows" in c.get("metadata", {}).get("tags", [])
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(f"{base}/lab/tree/{name}?reset&token={token}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell")
+            page.wait_for_function(
+                "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                " && window.jupyterapp.shell.currentWidget.sessionContext"
+                " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                ".connectionStatus === 'connected'"
+            )
+            # run every cell above the one after the chat windows' cell (it included)
+            page.evaluate(
+                """(index) => {
+                    const panel = window.jupyterapp.shell.currentWidget;
+                    panel.content.activeCellIndex = index + 1;
+                    return window.jupyterapp.commands.execute('notebook:run-all-above');
+                }""",
+                windows,
+            )
+            page.wait_for_function(
+                """(index) => {
+                    const cells = window.jupyterapp.shell.currentWidget.content.widgets;
+                    return cells[index].model.executionCount !== null &&
+                        document.querySelector('.chat-bob textarea') !== null;
+                }""",
+                arg=windows,
+                timeout=120_000,
+            )
+            errors = page.evaluate(
+                """(index) => {
+                    let n = 0;
+                    const cells = window.jupyterapp.shell.currentWidget.content.widgets;
+                    for (const cell of cells.slice(0, index + 1)) {
+                        if (cell.model.type !== 'code') continue;
+                        const outputs = cell.model.outputs;
+                        for (let i = 0; i < outputs.length; i++) {
+                            if (outputs.get(i).type === 'error') n++;
+                        }
+                    }
+                    return n;
+                }""",
+                windows,
+            )
+            page.locator(".chat-bob").scroll_into_view_if_needed()
+            page.wait_for_function(
+                "() => document.querySelector('.chat-alice textarea').value"
+                ".includes('* bob joined')"
+            )
+            page.locator(".chat-alice input[type=text]").fill("hello from Chromium")
+            page.locator(".chat-alice button").click()
+            page.wait_for_function(
+                "() => document.querySelector('.chat-bob textarea').value"
+                ".includes('alice: hello from Chromium')"
+            )
+            page.locator(".chat-bob input[type=text]").fill("hi alice, bob here")
+            page.locator(".chat-bob button").click()
+            page.wait_for_function(
+                "() => document.querySelector('.chat-alice textarea').value"
+                ".includes('bob: hi alice, bob here')"
+            )
+            alice_log = page.locator(".chat-alice textarea").input_value()
+            bob_log = page.locator(".chat-bob textarea").input_value()
+            alice_box = page.locator(".chat-alice input[type=text]").input_value()
+            page.screenshot(path=str(ARTIFACTS / "09-chat.png"))
+            server_log = page.locator(".jp-OutputArea-output .widget-output").first
+            server_log.scroll_into_view_if_needed()
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.widget-output')].some("
+                "e => e.textContent.includes('[chat_server] bob: hi alice, bob here'))"
+            )
+            server_text = server_log.text_content()
+            page.screenshot(path=str(ARTIFACTS / "09-chat-server-log.png"))
+        finally:
+            browser.close()
+    assert errors == 1, f"{errors} error outputs (only the RuntimeError cell should have one)"
+    assert alice_box == "", "the text box was not emptied after Send"
+    assert bob_log.splitlines() == [
+        "* bob joined",
+        "alice: hello from Chromium",
+        "bob: hi alice, bob here",
+    ], bob_log
+    assert alice_log.splitlines()[-3:] == [
+        "* bob joined",
+        "alice: hello from Chromium",
+        "bob: hi alice, bob here",
+    ], alice_log
+    for line in ("alice joined", "bob joined", "alice: hello from Chromium"):
+        assert f"[chat_server] * {line}" in server_text or f"[chat_server] {line}" in server_text
+
+
+def test_notebook_09_runs_in_jupyterlab(lab):
+    """Notebook 09 run all in JupyterLab: every cell runs, only the RuntimeError cell (tagged
+    raises-exception) shows an error, and the chat windows render as widgets."""
+    test_notebook_runs_in_a_real_browser(lab, "09-chat-room.ipynb", False, True)

@@ -262,8 +262,8 @@ def bin_dir():
 
 def test_check_reports_what_is_missing_and_the_command(bin_dir):
     bin_dir.nc()
-    bin_dir.stub("curl")
-    bin_dir.stub("ss")
+    for name in ("curl", "ss", "iperf3"):
+        bin_dir.stub(name)
     bin_dir.apt_get()
     result = bin_dir.run("--check", "lab")
     assert result.returncode == 1
@@ -272,14 +272,14 @@ def test_check_reports_what_is_missing_and_the_command(bin_dir):
     assert "\n    sudo apt-get install -y --no-install-recommends telnet\n" in result.stdout
     result = bin_dir.run("--check")
     assert result.returncode == 1
-    assert "sudo apt-get install -y --no-install-recommends telnet iperf3 chromium" in result.stdout
+    assert "sudo apt-get install -y --no-install-recommends telnet chromium" in result.stdout
     assert "browser test" in result.stdout and "curl (" not in result.stdout
     assert bin_dir.apt_calls == [], "--check must not install"
 
 
 def test_an_nc_without_dash_n_counts_as_missing(bin_dir):
     bin_dir.nc(with_dash_n=False)  # netcat-traditional's nc: notebook 04's `nc -N` fails
-    for name in ("telnet", "curl", "ss"):
+    for name in ("telnet", "curl", "ss", "iperf3"):
         bin_dir.stub(name)
     result = bin_dir.run("--check", "lab")
     assert result.returncode == 1 and "missing nc (" in result.stdout
@@ -315,7 +315,7 @@ def test_installs_what_is_missing_in_one_line_then_calls_nothing(bin_dir):
 
 def test_not_root_installs_through_passwordless_sudo(bin_dir):
     bin_dir.nc()
-    for name in ("curl", "ss"):
+    for name in ("curl", "ss", "iperf3"):
         bin_dir.stub(name)
     bin_dir.stub("sudo", 'echo "sudo $*" >> "${0%/*}/sudo.log"; [ "$1" = -n ] && shift; exec "$@"')
     bin_dir.apt_get()
@@ -335,7 +335,7 @@ def test_not_root_installs_through_passwordless_sudo(bin_dir):
 
 
 def test_stops_with_the_command_when_there_is_no_apt_get(bin_dir):
-    for name in ("curl", "ss"):
+    for name in ("curl", "ss", "iperf3"):
         bin_dir.stub(name)
     bin_dir.nc()
     result = bin_dir.run("lab")
@@ -345,7 +345,7 @@ def test_stops_with_the_command_when_there_is_no_apt_get(bin_dir):
 
 
 def test_stops_with_the_command_when_sudo_asks_a_password(bin_dir):
-    for name in ("curl", "ss"):
+    for name in ("curl", "ss", "iperf3"):
         bin_dir.stub(name)
     bin_dir.nc()
     bin_dir.apt_get()

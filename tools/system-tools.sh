@@ -25,7 +25,7 @@ nc|netcat-openbsd|netcat|lab test|notebooks 01, 04
 telnet|telnet|telnet|lab test|notebooks 01, 04
 curl|curl|curl|lab test|notebook 08 on HTTP
 ss|iproute2||lab test|notebooks 01, 02
-iperf3|iperf3|iperf3|test|notebook 12 on performance
+iperf3|iperf3|iperf3|lab test|notebook 12 on performance
 chromium|chromium|--cask chromium|test|the browser test
 '
 

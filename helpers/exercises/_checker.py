@@ -39,6 +39,7 @@ import time
 from dataclasses import dataclass
 
 from helpers import netlab
+from helpers.netlab._output import RUNAWAY_LINES
 
 REPLY_TIMEOUT = 3.0  # a reply that has not come within 3 s is not coming
 EOF_TIMEOUT = 2.0  # after the last expected byte, the end of the stream must follow soon
@@ -585,7 +586,15 @@ def serving(server_func, crash_hints=None, args=()):
         server.wait_quiet(0.5)
         errors = server.errors
         server.stop()
-    if server.stop_reason and "b''" in server.stop_reason and "recv()" in server.stop_reason:
+    reason = server.stop_reason or ""
+    if "it printed" in reason and "lines in one go" in reason:  # before: it names b'' too
+        raise Failure(
+            f"netlab stopped your server: it printed {RUNAWAY_LINES} lines in one go, "
+            "without waiting for a client",
+            HINT_RUNAWAY,
+            failure.sent if failure else None,
+        )
+    if "recv() returned b''" in reason:
         raise Failure(
             "your server kept calling recv() after the client had closed "
             f"(netlab stopped it: recv() returned b'' {netlab.EOF_SPIN_LIMIT} times in a row)",
@@ -606,6 +615,12 @@ def serving(server_func, crash_hints=None, args=()):
     if failure is not None:
         raise failure
 
+
+HINT_RUNAWAY = (
+    "A loop printed on every pass without a socket call between: either it never ends "
+    "(after the client has closed, recv() returns b'' at once, every time: "
+    "`if not data: break`), or it prints for every message: print less."
+)
 
 HINT_EOF_SPIN = (
     "Once the client has closed, recv() returns b'' at once, every time: a loop that does "

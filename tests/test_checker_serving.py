@@ -1,0 +1,45 @@
+"""_checker.serving names why netlab stopped a learner's server: a loop that prints without
+end is not told it spins on recv() returning b'' (netlab's runaway note mentions b'' too),
+and a loop that does spin on b'' is."""
+
+import socket
+
+from exercise_asserts import fails_with
+
+from helpers.exercises import nb04
+from helpers.exercises._checker import HINT_EOF_SPIN, HINT_RUNAWAY
+
+
+def prints_for_ever(port):
+    with socket.create_server(("127.0.0.1", port)) as listener:
+        conn, _ = listener.accept()
+        data = conn.recv(1024)
+        while True:  # never another socket call: a runaway printer
+            print("got", data)
+
+
+def spins_on_eof(port):
+    with socket.create_server(("127.0.0.1", port)) as listener:
+        while True:
+            conn, _ = listener.accept()
+            with conn:
+                while True:
+                    data = conn.recv(1024)
+                    if data == "":  # a str: never equal to b''
+                        break
+                    conn.sendall(data)
+
+
+def test_a_runaway_printer_gets_the_runaway_hint_not_the_eof_one():
+    verdict = nb04.check_echo_server(prints_for_ever)
+    fails_with(
+        verdict,
+        HINT_RUNAWAY[:40],
+        what=["lines in one go"],
+        absent=["recv() after the client had closed"],
+    )
+
+
+def test_a_loop_spinning_on_eof_gets_the_eof_hint():
+    verdict = nb04.check_echo_server(spins_on_eof)
+    fails_with(verdict, HINT_EOF_SPIN[:40])

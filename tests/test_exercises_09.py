@@ -1,0 +1,749 @@
+"""The checks of notebook 09 pass the reference solutions and correct answers in other
+styles (threads, selectors, asyncio, makefile), and catch realistic mistakes with the
+hint that fixes them. Every server here is run by the checks through netlab, on
+127.0.0.1, against the checks' real client sockets.
+"""
+
+import asyncio
+import codecs
+import contextlib
+import queue
+import selectors
+import socket
+import threading
+
+import pytest
+
+from helpers.exercises import nb09
+from helpers.exercises.solutions import nb09 as sol09
+from helpers.servers import chat
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError
+
+
+def fails_with(verdict, hint_part: str) -> None:
+    assert not verdict.passed, verdict.text()
+    assert hint_part in verdict.hint, verdict.text()
+
+
+@pytest.mark.parametrize(
+    "check, solution",
+    [
+        (nb09.check_read_lines, sol09.read_lines),
+        (nb09.check_chat_server, sol09.chat_server),
+        (nb09.check_fair_chat_server, sol09.fair_chat_server),
+    ],
+)
+def test_nb09_solutions_pass_and_stubs_are_not_done(check, solution):
+    verdict = check(solution)
+    assert verdict.passed, verdict.text()
+    verdict = check(stub)
+    assert verdict.not_done and "not done yet" in verdict.text()
+
+
+# --- Exercise 1: read_lines -------------------------------------------------------------------
+
+
+def lines_from_makefile(sock):
+    with sock.makefile("rb") as stream:
+        for line in stream:
+            yield line.rstrip(b"\n").removesuffix(b"\r").decode("utf-8")
+
+
+def lines_from_text_file(sock):
+    stream = sock.makefile("r", encoding="utf-8", newline="")
+    for line in stream:
+        yield line.removesuffix("\n").removesuffix("\r")
+
+
+def lines_byte_by_byte(sock):
+    line = bytearray()
+    while byte := sock.recv(1):
+        if byte == b"\n":
+            yield line.decode().removesuffix("\r")
+            line.clear()
+        else:
+            line += byte
+    if line:
+        yield line.decode().removesuffix("\r")
+
+
+def lines_with_incremental_decoder(sock):
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    text = ""
+    while data := sock.recv(1024):
+        text += decoder.decode(data)
+        *complete, text = text.split("\n")
+        for line in complete:
+            yield line.removesuffix("\r")
+    text += decoder.decode(b"", final=True)
+    if text:
+        yield text.removesuffix("\r")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lines_from_makefile,
+        lines_from_text_file,
+        lines_byte_by_byte,
+        lines_with_incremental_decoder,
+    ],
+)
+def test_read_lines_other_styles_pass(answer):
+    verdict = nb09.check_read_lines(answer)
+    assert verdict.passed, verdict.text()
+
+
+def decodes_each_chunk(sock):
+    text = ""
+    while data := sock.recv(4096):
+        text += data.decode("utf-8")
+        while "\n" in text:
+            line, _, text = text.partition("\n")
+            yield line.removesuffix("\r")
+    if text:
+        yield text
+
+
+def each_recv_is_a_line(sock):
+    while data := sock.recv(4096):
+        yield data.decode("utf-8").rstrip("\r\n")
+
+
+def drops_the_rest_of_each_chunk(sock):
+    while data := sock.recv(4096):
+        *complete, _rest = data.split(b"\n")
+        for line in complete:
+            yield line.removesuffix(b"\r").decode()
+
+
+def forgets_the_last_line(sock):
+    buffer = b""
+    while data := sock.recv(4096):
+        buffer += data
+        while b"\n" in buffer:
+            line, _, buffer = buffer.partition(b"\n")
+            yield line.removesuffix(b"\r").decode()
+
+
+def keeps_the_cr(sock):
+    buffer = b""
+    while data := sock.recv(4096):
+        buffer += data
+        while b"\n" in buffer:
+            line, _, buffer = buffer.partition(b"\n")
+            yield line.decode()
+    if buffer:
+        yield buffer.decode()
+
+
+def yields_bytes(sock):
+    buffer = b""
+    while data := sock.recv(4096):
+        buffer += data
+        while b"\n" in buffer:
+            line, _, buffer = buffer.partition(b"\n")
+            yield line.removesuffix(b"\r")
+    if buffer:
+        yield buffer
+
+
+def never_stops(sock):
+    buffer = b""
+    while True:
+        buffer += sock.recv(4096)
+        while b"\n" in buffer:
+            line, _, buffer = buffer.partition(b"\n")
+            yield line.removesuffix(b"\r").decode()
+
+
+def collects_until_the_end(sock):
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    lines = data.decode().split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the text ended with a line end
+    return [line.removesuffix("\r") for line in lines]
+
+
+@pytest.mark.parametrize(
+    "answer, hint",
+    [
+        (decodes_each_chunk, "decode only whole lines"),
+        (each_recv_is_a_line, "Keep a buffer of bytes"),
+        (drops_the_rest_of_each_chunk, "Bytes after the last b'\\n'"),
+        (forgets_the_last_line, "yield them as the last line"),
+        (keeps_the_cr, "remove a b'\\r'"),
+        (yields_bytes, "Yield str, not bytes"),
+        (never_stops, "`if not data: break`"),
+    ],
+)
+def test_read_lines_mistakes_get_their_hint(answer, hint):
+    fails_with(nb09.check_read_lines(answer), hint)
+
+
+def test_read_lines_that_waits_for_the_end_is_told_to_yield():
+    """A function that returns a list once the peer closes passes every case of bytes,
+    but a chat would show nothing until the end: the last check says so."""
+    verdict = nb09.check_read_lines(collects_until_the_end)
+    assert not verdict.passed
+    assert [o.status for o in verdict.outcomes].count("pass") == len(nb09.LINE_CASES)
+    fails_with(verdict, "Write a generator")
+
+
+def test_read_lines_as_async_def_is_told():
+    async def read_lines(sock):
+        return []
+
+    fails_with(nb09.check_read_lines(read_lines), "coroutine function")
+
+
+# --- Exercise 2 and 3: servers in other styles ------------------------------------------------
+
+
+def selector_chat_server(port, limit=256 * 1024):
+    """One thread, a selectors loop: each client has an input and an output buffer; a
+    client whose output buffer passes ``limit`` bytes is dropped."""
+    selector = selectors.DefaultSelector()
+    listener = socket.create_server(("127.0.0.1", port))
+    listener.setblocking(False)
+    selector.register(listener, selectors.EVENT_READ, None)
+    state = {}  # sock -> {"in": bytearray, "out": bytearray, "nick": str | None}
+
+    def send_to(sock, data):
+        me = state[sock]
+        if len(me["out"]) + len(data) > limit:
+            drop(sock)
+            return
+        me["out"] += data
+        selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, "client")
+
+    def broadcast(text):
+        for sock in list(state):
+            if sock in state and state[sock]["nick"] is not None:
+                send_to(sock, (text + "\n").encode())
+
+    def drop(sock):
+        me = state.pop(sock, None)
+        if me is None:
+            return
+        selector.unregister(sock)
+        sock.close()
+        if me["nick"] is not None:
+            broadcast(f"* {me['nick']} left")
+
+    while True:
+        for key, events in selector.select():
+            if key.data is None:
+                conn, _ = listener.accept()
+                conn.setblocking(False)
+                state[conn] = {"in": bytearray(), "out": bytearray(), "nick": None}
+                selector.register(conn, selectors.EVENT_READ, "client")
+                continue
+            sock = key.fileobj
+            if events & selectors.EVENT_WRITE and sock in state:
+                try:
+                    sent = sock.send(state[sock]["out"])
+                    del state[sock]["out"][:sent]
+                    if not state[sock]["out"]:
+                        selector.modify(sock, selectors.EVENT_READ, "client")
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    drop(sock)
+            if events & selectors.EVENT_READ and sock in state:
+                try:
+                    data = sock.recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    drop(sock)
+                    continue
+                me = state[sock]
+                me["in"] += data
+                while sock in state and b"\n" in me["in"]:
+                    raw, _, rest = bytes(me["in"]).partition(b"\n")
+                    me["in"] = bytearray(rest)
+                    line = raw.removesuffix(b"\r").decode()
+                    if me["nick"] is None:
+                        me["nick"] = line
+                        broadcast(f"* {line} joined")
+                    elif line == "/quit":
+                        drop(sock)
+                    else:
+                        broadcast(f"{me['nick']}: {line}")
+
+
+def queue_chat_server(port):
+    """Threads and one queue: readers put events, one broadcaster sends, over a copy of
+    the members, each send under try (the notebook's fixed server, without outboxes)."""
+    events = queue.Queue()
+    members = {}
+    lock = threading.Lock()
+
+    def broadcaster():
+        while True:
+            text = events.get()
+            with lock:
+                targets = list(members)
+            for conn in targets:
+                try:
+                    conn.sendall((text + "\n").encode())
+                except OSError:
+                    pass
+
+    def reader(conn):
+        nick = None
+        try:
+            with conn.makefile("rb") as stream:
+                for raw in stream:
+                    line = raw.rstrip(b"\r\n").decode()
+                    if nick is None:
+                        nick = line
+                        with lock:
+                            members[conn] = nick
+                        events.put(f"* {nick} joined")
+                    elif line == "/quit":
+                        break
+                    else:
+                        events.put(f"{nick}: {line}")
+        except OSError:
+            pass
+        finally:
+            with lock:
+                members.pop(conn, None)
+            if nick is not None:
+                events.put(f"* {nick} left")
+            # the broadcaster may still send to it: shut it down, close when sent is done
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    threading.Thread(target=broadcaster, daemon=True).start()
+    with socket.create_server(("127.0.0.1", port)) as listener:
+        while True:
+            conn, _ = listener.accept()
+            threading.Thread(target=reader, args=(conn,), daemon=True).start()
+
+
+def bounded_queue_chat_server(port, limit=256, wait_when_full=False):
+    """Threads: a bounded outbox and a sender thread per client; put_nowait, and a full
+    outbox disconnects that client (the reference of Exercise 3 in threads). With
+    ``wait_when_full`` (a mistake) the broadcast waits instead: put(), not put_nowait()."""
+    outboxes = {}
+    lock = threading.Lock()
+
+    def sender(conn, outbox):
+        try:
+            while (data := outbox.get()) is not None:
+                conn.sendall(data)
+        except OSError:
+            pass
+
+    def broadcast(text):
+        if wait_when_full:
+            with lock:
+                targets = list(outboxes.values())
+            for outbox in targets:
+                outbox.put((text + "\n").encode())  # waits while that outbox is full
+            return
+        with lock:
+            for conn, outbox in list(outboxes.items()):
+                try:
+                    outbox.put_nowait((text + "\n").encode())
+                except queue.Full:
+                    del outboxes[conn]
+                    with contextlib.suppress(OSError):
+                        conn.shutdown(socket.SHUT_RDWR)
+
+    def reader(conn):
+        outbox = queue.Queue(limit)
+        thread = threading.Thread(target=sender, args=(conn, outbox), daemon=True)
+        thread.start()
+        nick = None
+        try:
+            for line in sol09.read_lines(conn):
+                if nick is None:
+                    nick = line
+                    with lock:
+                        outboxes[conn] = outbox
+                    broadcast(f"* {nick} joined")
+                elif line == "/quit":
+                    break
+                else:
+                    broadcast(f"{nick}: {line}")
+        except (OSError, UnicodeDecodeError):
+            pass
+        finally:
+            with lock:
+                outboxes.pop(conn, None)
+            if nick is not None:
+                broadcast(f"* {nick} left")
+            try:
+                outbox.put_nowait(None)
+            except queue.Full:
+                pass
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            thread.join(2)
+            conn.close()
+
+    with socket.create_server(("127.0.0.1", port)) as listener:
+        while True:
+            conn, _ = listener.accept()
+            threading.Thread(target=reader, args=(conn,), daemon=True).start()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        sol09.fair_chat_server,
+        chat.chat_server,
+        selector_chat_server,
+        queue_chat_server,
+        bounded_queue_chat_server,
+    ],
+)
+def test_chat_server_other_styles_pass(answer):
+    verdict = nb09.check_chat_server(answer)
+    assert verdict.passed, verdict.text()
+
+
+@pytest.mark.parametrize(
+    "answer", [chat.chat_server, selector_chat_server, bounded_queue_chat_server]
+)
+def test_fair_chat_server_other_styles_pass(answer):
+    verdict = nb09.check_fair_chat_server(answer)
+    assert verdict.passed, verdict.text()
+
+
+# --- Exercise 2: mistakes ------------------------------------------------------------------------
+
+
+def threaded_chat(
+    port,
+    lock_dict=True,
+    catch_send=True,
+    catch_recv=True,
+    framing="lines",
+    to_newcomer=True,
+    to_sender=True,
+    handles_quit=True,
+    start_threads=True,
+    register_first=True,
+):
+    """A thread-per-client chat server with one of the mistakes learners make, by flag."""
+    clients = {}
+    lock = threading.Lock() if lock_dict else contextlib.nullcontext()
+    survivable = (ConnectionError, UnicodeDecodeError) if catch_recv else ()
+
+    def broadcast(text, skip=None):
+        data = (text + "\n").encode()
+        if lock_dict:
+            with lock:
+                targets = list(clients)
+        else:
+            targets = clients  # the live dict: other threads add and remove meanwhile
+        for member in targets:
+            if member is skip:
+                continue
+            if catch_send:
+                try:
+                    member.sendall(data)
+                except OSError:
+                    pass
+            else:
+                member.sendall(data)
+
+    def lines(conn):
+        if framing == "recv":  # each recv() taken as one line
+            while data := conn.recv(4096):
+                yield data.decode().rstrip("\r\n")
+            return
+        if framing == "decode-chunks":
+            text = ""
+            while data := conn.recv(4096):
+                text += data.decode()
+                while "\n" in text:
+                    line, _, text = text.partition("\n")
+                    yield line.removesuffix("\r")
+            return
+        yield from sol09.read_lines(conn)
+
+    def serve_client(conn):
+        nick = None
+        with conn:
+            try:
+                for line in lines(conn):
+                    if nick is None:
+                        nick = line
+                        if register_first:
+                            with lock:
+                                clients[conn] = nick
+                            broadcast(f"* {nick} joined", skip=None if to_newcomer else conn)
+                        else:
+                            broadcast(f"* {nick} joined")
+                            with lock:
+                                clients[conn] = nick
+                    elif line == "/quit" and handles_quit:
+                        break
+                    else:
+                        broadcast(f"{nick}: {line}", skip=None if to_sender else conn)
+            except survivable:
+                pass
+            finally:
+                with lock:
+                    clients.pop(conn, None)
+                if nick is not None:
+                    broadcast(f"* {nick} left")
+
+    with socket.create_server(("127.0.0.1", port)) as listener:
+        while True:
+            conn, _ = listener.accept()
+            thread = threading.Thread(target=serve_client, args=(conn,), daemon=True)
+            if start_threads:
+                thread.start()
+            else:
+                thread.run()
+
+
+def mistake(**flags):
+    def server(port):
+        threaded_chat(port, **flags)
+
+    server.__name__ = "chat_server"
+    return server
+
+
+def test_threaded_template_without_mistakes_passes():
+    verdict = nb09.check_chat_server(mistake())
+    assert verdict.passed, verdict.text()
+
+
+@pytest.mark.parametrize(
+    "flags, hint",
+    [
+        ({"to_newcomer": False}, "the newcomer included"),
+        ({"register_first": False}, "the newcomer included"),
+        ({"to_sender": False}, "the sender included"),
+        ({"handles_quit": False}, "A line '/quit' is no message"),
+        ({"framing": "recv"}, "recv() returns whatever has arrived"),
+        ({"framing": "decode-chunks"}, "a UTF-8 letter may be split"),
+        ({"catch_recv": False}, "Catch OSError around both"),
+        ({"catch_send": False}, "Catch OSError around both"),
+        ({"start_threads": False}, "one client at a time"),
+    ],
+)
+def test_chat_server_mistakes_get_their_hint(flags, hint):
+    fails_with(nb09.check_chat_server(mistake(**flags)), hint)
+
+
+def test_chat_server_iterating_the_live_dict_is_caught():
+    """PITFALLS row 15: the broadcast goes through the dict that other threads change.
+    The churn of 100 clients makes 'dictionary changed size during iteration' happen."""
+    verdict = nb09.check_chat_server(mistake(lock_dict=False))
+    fails_with(verdict, "changed size during iteration")
+    assert "RuntimeError: dictionary changed size during iteration" in verdict.text()
+
+
+def test_a_server_that_forgets_leaves_of_vanished_clients_is_caught():
+    """Resets are caught, but a reset member is never announced as gone."""
+
+    def chat_server(port):
+        clients = {}
+        lock = threading.Lock()
+
+        def broadcast(text):
+            with lock:
+                for member in list(clients):
+                    with contextlib.suppress(OSError):
+                        member.sendall((text + "\n").encode())
+
+        def serve_client(conn):
+            lines = sol09.read_lines(conn)
+            try:
+                nick = next(lines, None)
+                if nick is None:
+                    return
+                with lock:
+                    clients[conn] = nick
+                broadcast(f"* {nick} joined")
+                for line in lines:
+                    if line == "/quit":
+                        break
+                    broadcast(f"{nick}: {line}")
+                with lock:
+                    del clients[conn]
+                broadcast(f"* {nick} left")
+            except OSError:
+                with lock:
+                    clients.pop(conn, None)  # forgotten: the others are not told
+            finally:
+                conn.close()
+
+        with socket.create_server(("127.0.0.1", port)) as listener:
+            while True:
+                conn, _ = listener.accept()
+                threading.Thread(target=serve_client, args=(conn,), daemon=True).start()
+
+    fails_with(nb09.check_chat_server(chat_server), "vanishes")
+
+
+# --- Exercise 3: mistakes ------------------------------------------------------------------------
+
+
+def test_blocking_broadcast_stalls_the_room():
+    """Exercise 2's reference sends under its lock with sendall: one client that does not
+    read stops everyone."""
+    fails_with(nb09.check_fair_chat_server(sol09.chat_server), "stopped the whole room")
+
+
+async def asyncio_unbounded(port):
+    writers = {}
+
+    async def handle(reader, writer):
+        nick = (await reader.readline()).decode().strip()
+        writers[writer] = nick
+        for w in list(writers):
+            w.write(f"* {nick} joined\n".encode())
+        try:
+            while line := await reader.readline():
+                text = line.decode().rstrip("\r\n")
+                if text == "/quit":
+                    break
+                for w in list(writers):
+                    w.write(f"{nick}: {text}\n".encode())  # no limit: buffers grow
+        except ConnectionError:
+            pass
+        finally:
+            writers.pop(writer, None)
+            for w in list(writers):
+                w.write(f"* {nick} left\n".encode())
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
+async def asyncio_drain_each(port):
+    writers = {}
+
+    async def broadcast(text):
+        for w in list(writers):
+            w.write(f"{text}\n".encode())
+            with contextlib.suppress(ConnectionError):
+                await w.drain()  # waits for the slowest reader: everyone waits
+
+    async def handle(reader, writer):
+        nick = (await reader.readline()).decode().strip()
+        writers[writer] = nick
+        await broadcast(f"* {nick} joined")
+        try:
+            while line := await reader.readline():
+                text = line.decode().rstrip("\r\n")
+                if text == "/quit":
+                    break
+                await broadcast(f"{nick}: {text}")
+        except ConnectionError:
+            pass
+        finally:
+            writers.pop(writer, None)
+            await broadcast(f"* {nick} left")
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
+def unbounded_queue_chat_server(port):
+    bounded_queue_chat_server(port, limit=0)  # Queue(0): no bound at all
+
+
+def blocking_put_chat_server(port):
+    """Bounded outboxes, but a full one makes the broadcaster wait (put, not put_nowait)."""
+    bounded_queue_chat_server(port, limit=100, wait_when_full=True)
+
+
+def tight_queue_chat_server(port):
+    bounded_queue_chat_server(port, limit=5)  # 5 lines: less than one burst of the check
+
+
+@pytest.mark.parametrize(
+    "answer, hint",
+    [
+        (tight_queue_chat_server, "your bound is too tight"),
+        (asyncio_unbounded, "grows without limit"),
+        (unbounded_queue_chat_server, "grows without limit"),
+        (asyncio_drain_each, "stopped the whole room"),
+        (blocking_put_chat_server, "stopped the whole room"),
+    ],
+)
+def test_fair_chat_server_mistakes_get_their_hint(answer, hint):
+    fails_with(nb09.check_fair_chat_server(answer), hint)
+
+
+async def asyncio_policy(port, disconnect=False, print_each=False):
+    """asyncio: a client whose write buffer is over the limit loses lines (it stays), or
+    with ``disconnect`` is aborted; ``print_each`` prints each line once per member."""
+    writers = {}
+    limit = 256 * 1024
+
+    def broadcast(text):
+        for w in list(writers):
+            if print_each:
+                print(f"to {writers[w]}: {text[:30]}")
+            if w.transport.get_write_buffer_size() <= limit:
+                w.write(f"{text}\n".encode())
+            elif disconnect:
+                del writers[w]
+                w.transport.abort()
+            # else: dropped for that client
+
+    async def handle(reader, writer):
+        nick = None
+        try:
+            nick = (await reader.readline()).decode().rstrip("\r\n")
+            writers[writer] = nick
+            broadcast(f"* {nick} joined")
+            while line := await reader.readline():
+                text = line.decode().rstrip("\r\n")
+                if text == "/quit":
+                    break
+                broadcast(f"{nick}: {text}")
+        except (ConnectionError, UnicodeDecodeError):
+            pass
+        finally:
+            writers.pop(writer, None)
+            writer.transport.abort()
+            if nick:
+                broadcast(f"* {nick} left")
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
+async def asyncio_dropping(port):
+    await asyncio_policy(port)
+
+
+def test_fair_chat_server_dropping_lines_passes():
+    """A drop policy (lines for a full client are dropped, it stays) is fine too."""
+    verdict = nb09.check_fair_chat_server(asyncio_dropping)
+    assert verdict.passed, verdict.text()
+
+
+async def asyncio_printing_per_member(port):
+    """The disconnect policy, printing each line once per member: thousands of lines."""
+    await asyncio_policy(port, disconnect=True, print_each=True)
+
+
+def test_a_server_that_prints_every_line_per_member_is_told_why_netlab_stopped_it():
+    fails_with(nb09.check_fair_chat_server(asyncio_printing_per_member), "print only who joins")
