@@ -5,6 +5,7 @@ Real TLS on 127.0.0.1, certificates made by trustme per check; no mocks.
 """
 
 import asyncio
+import contextlib
 import re
 import selectors
 import socket
@@ -211,7 +212,7 @@ def echo_single_recv(port, certfile, keyfile):
         (echo_forgets_server_side, "server_side=True"),
         (echo_with_client_context, "PROTOCOL_TLS_SERVER"),
         (echo_plain, "speaks plain TCP"),
-        (echo_dies_on_failed_handshake, "Catch ssl.SSLError"),
+        (echo_dies_on_failed_handshake, "Catch OSError around accept()"),
         (echo_single_recv, "echo in a loop"),
     ],
 )
@@ -731,3 +732,99 @@ def test_r6_a_connection_never_accepted_is_named_as_such():
         what=["your server did not accept() the connection within 3 s"],
         absent=["did not finish"],
     )
+
+
+# --- the walkthrough's findings (notebooks/10 and 11, third walk) ------------------------------
+
+
+def echo_catches_only_sslerror(port, certfile, keyfile):
+    """What §3 used to teach: `except ssl.SSLError` around accept(), nothing else."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+    listener = context.wrap_socket(socket.create_server(("127.0.0.1", port)), server_side=True)
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except ssl.SSLError as exc:
+            print("handshake failed:", exc.reason)
+            continue
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(10)
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                conn.sendall(data)
+
+
+def test_w1_a_server_that_catches_only_sslerror_dies_on_a_reset_and_is_told_oserror():
+    verdict = nb10.check_tls_echo_server(echo_catches_only_sslerror)
+    fails_with(
+        verdict,
+        "ConnectionResetError, an OSError that is no SSLError",
+        "Catch OSError around accept()",
+        what=["ConnectionResetError"],
+    )
+    assert "✓ a client that refuses your certificate, then a TLS client" in str(verdict)
+    assert "✗ a client that resets the connection at once" in str(verdict)
+
+
+def echo_without_imports(port, certfile, keyfile):
+    """The solution cell run after a kernel restart, without the notebook's imports."""
+    context = ssl_not_imported.SSLContext(ssl_not_imported.PROTOCOL_TLS_SERVER)  # noqa: F821
+    context.load_cert_chain(certfile, keyfile)
+
+
+def subject_without_imports(port, hostname, cafile):
+    return ssl_not_imported.create_default_context(cafile=cafile)  # noqa: F821
+
+
+def diagnose_without_imports(exc):
+    if isinstance(exc, ssl_not_imported.SSLCertVerificationError):  # noqa: F821
+        return "unknown CA"
+    return "no server"
+
+
+@pytest.mark.parametrize(
+    "check, wrong",
+    [
+        (nb10.check_tls_echo_server, echo_without_imports),
+        (nb10.check_peer_subject, subject_without_imports),
+        (nb10.check_diagnose, diagnose_without_imports),
+    ],
+)
+def test_w2_a_name_error_after_a_restart_says_run_the_imports_again(check, wrong):
+    verdict = check(wrong)
+    fails_with(
+        verdict,
+        "Run the notebook's first cell (its imports",
+        "not a mistake in your function",
+        what=["NameError", "ssl_not_imported"],
+        absent=["bind() and listen() first", "Read the exception"],
+    )
+
+
+def test_w4_the_except_order_hint_names_the_subclass_before_its_base():
+    verdict = nb10.check_diagnose(diagnose_tests_oserror_first)
+    hint = verdict.hint
+    order = ["ssl.SSLCertVerificationError", "then ssl.SSLError", "then ConnectionRefusedError"]
+    positions = [hint.index(word) for word in order]
+    assert positions == sorted(positions), hint
+    assert hint.index("ConnectionRefusedError") < hint.index("OSError last"), hint
+
+
+@pytest.mark.parametrize("wrong_name", ["unknown ca", "bad cert", "", "not tls"])
+def test_w5_provoke_refuses_an_unknown_cause_and_lists_the_valid_ones(wrong_name):
+    with pytest.raises(ValueError) as raised:
+        nb10.provoke(wrong_name)
+    message = str(raised.value)
+    assert repr(wrong_name) in message, message
+    for cause in nb10.CAUSES:
+        assert repr(cause) in message, message
+
+
+def test_w6_the_notebooks_tls_server_catches_oserror_around_accept():
+    """§3's tls_server is the model for Exercise 1: it must survive a reset too."""
+    sources = [cell_source(c) for c in notebook_cells("10-tls.ipynb") if c["cell_type"] == "code"]
+    server = next(s for s in sources if s.startswith("def tls_server("))
+    assert "except ssl.SSLError as exc" in server and "except OSError as exc" in server, server

@@ -169,3 +169,13 @@ def test_checks_without_ipv6_pass_solutions_and_say_what_they_leave_out(way):
     # without IPv6 at all, a dual-stack socket cannot be made; without ::1 it can, on '::'
     expected = "no IPv6 loopback" if way == "no-ipv6" else "every interface"
     assert not passed and expected in hint, hint
+
+
+def test_every_ignore_marker_is_one_nbval_recognises():
+    """`# NBVAL_IGNORE_OUTPUT (reason)` on one line is no marker for nbval (the comment must be
+    the marker alone), so such a cell was compared after all: the reason goes on its own line."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    marked = [c for c in nb.cells if c.cell_type == "code" and "NBVAL_IGNORE_OUTPUT" in c.source]
+    assert len(marked) >= 3, len(marked)  # the scan finds them: 3 timing cells
+    for cell in marked:
+        assert ignores_output(cell), cell.source

@@ -219,6 +219,9 @@ def handshake(
 
 def provoke(cause: str) -> BaseException:
     """The exception a careful client gets for ``cause`` (one of CAUSES), for real."""
+    if cause not in CAUSES:
+        names = ", ".join(repr(c) for c in CAUSES)
+        raise ValueError(f"provoke() knows no cause {cause!r}: give one of {names}")
     if cause == "no server":
         # A port held by a socket that does not listen: refused, and nobody can take it.
         with socket.socket() as holder:
@@ -261,8 +264,16 @@ HINT_SERVER_SIDE = (
 )
 HINT_HANDSHAKE_ERRORS = (
     "With a wrapped listening socket, accept() also does the TLS handshake: a client that "
-    "does not speak TLS, or that refuses your certificate, makes it raise ssl.SSLError. "
-    "Catch ssl.SSLError (and OSError) around accept() and serve the next client."
+    "does not speak TLS, or that refuses your certificate, makes it raise ssl.SSLError, and "
+    "one that resets the connection makes it raise ConnectionResetError, an OSError that is "
+    "no SSLError. Catch OSError around accept() (every ssl.SSLError is an OSError too) and "
+    "serve the next client."
+)
+HINT_NAME_ERROR = (
+    "A NameError means that a name your code uses is not defined in this kernel, most often "
+    "a module whose import has not run since the kernel (re)started: it is not a mistake in "
+    "your function. Run the notebook's first cell (its imports: socket, ssl, ...) again, "
+    "then your function's cell, then this check."
 )
 HINT_NOT_WRAPPED = (
     "The client got its own ClientHello back: your server speaks plain TCP. Wrap the "
@@ -309,6 +320,8 @@ class Observed(Failure):
 
 def _server_crash_hint(exc: BaseException) -> str | None:
     text = str(exc)
+    if isinstance(exc, NameError):
+        return HINT_NAME_ERROR
     if isinstance(exc, ssl.SSLError) and "NO_SHARED_CIPHER" in (exc.reason or text.upper()):
         return HINT_LOAD_CHAIN
     if "client socket with a PROTOCOL_TLS_SERVER" in text:
@@ -519,6 +532,12 @@ def _refusing_client(server):
         handshake(server, client_context(None)).close()
 
 
+def _resetting_client(server):
+    """Connects, then resets at once, before any ClientHello: the server's handshake (in
+    accept() or wrap_socket()) raises ConnectionResetError, which is no ssl.SSLError."""
+    netlab.reset(connect(server))
+
+
 def check_tls_echo_server(tls_echo_server) -> object:
     """Attack ``tls_echo_server(port, certfile, keyfile)`` with verifying TLS clients."""
     big = bytes((i * 7 + 3) % 256 for i in range(100_000))
@@ -605,6 +624,10 @@ def check_tls_echo_server(tls_echo_server) -> object:
                 "a client that refuses your certificate, then a TLS client",
                 run(after(_refusing_client, "a client that does not trust the check's CA")),
             ),
+            (
+                "a client that resets the connection at once, then a TLS client",
+                run(after(_resetting_client, "a connection reset (RST) before any ClientHello")),
+            ),
             ("10 TLS clients at once", run(many)),
         ],
     )
@@ -657,6 +680,8 @@ def _subject_call(peer_subject, port, hostname, cafile):
 
 
 def _explain_client_error(error: BaseException) -> str:
+    if isinstance(error, NameError):
+        return HINT_NAME_ERROR
     if isinstance(error, ssl.SSLCertVerificationError):
         return HINT_CAFILE
     if isinstance(error, ValueError) and "server_hostname" in str(error):
@@ -797,7 +822,7 @@ HINT_EXCEPT_ORDER = (
     "It answered {answer!r}, your answer for {base}, to an {kind}, which is an {base} "
     "too (a subclass of it). The first `except` clause (or isinstance() test) that "
     "matches wins, so the subclass must come first: ssl.SSLCertVerificationError, then "
-    "ssl.SSLError, then OSError and its ConnectionRefusedError."
+    "ssl.SSLError, then ConnectionRefusedError, and OSError last."
 )
 
 
@@ -826,7 +851,9 @@ def check_diagnose(diagnose) -> object:
             if cause in CERTIFICATE_CAUSES:
                 hint += HINT_SAME_REASON
             if call.error is not None:
-                if isinstance(call.error, AttributeError):
+                if isinstance(call.error, NameError):
+                    hint = HINT_NAME_ERROR
+                elif isinstance(call.error, AttributeError):
                     hint = (
                         "Not every exception has verify_code: check "
                         "isinstance(exc, ssl.SSLCertVerificationError) first. " + hint

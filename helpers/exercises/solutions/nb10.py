@@ -16,7 +16,7 @@ def tls_echo_server(port, certfile, keyfile):
             try:
                 conn, addr = tls_listener.accept()  # the TCP accept, then the TLS handshake
             except (ssl.SSLError, OSError):
-                continue  # not TLS, or the client refused our certificate: next client
+                continue  # not TLS, our certificate refused, or a reset: next client
             with conn:
                 conn.settimeout(10)
                 try:
