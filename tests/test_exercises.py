@@ -96,6 +96,65 @@ def test_recv_exactly_catches(wrong, hint):
     assert_fails(nb03.check_recv_exactly(wrong), hint)
 
 
+def recv_exactly_asks_for_n_each_time(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n)  # after a partial read, this may take bytes beyond the n-th
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+def recv_exactly_asks_for_n_then_cuts(sock, n):
+    return recv_exactly_asks_for_n_each_time(sock, n)[:n]  # the bytes cut off are lost
+
+
+def test_recv_exactly_asking_for_n_on_every_pass_is_caught():
+    """The walkthrough's case: b'hel', a pause, b'lo world'; the second recv(5) takes
+    b'lo wo', so the function returns 8 bytes for n = 5."""
+    verdict = nb03.check_recv_exactly(recv_exactly_asks_for_n_each_time)
+    assert_fails(verdict, "Ask recv only for the bytes still missing", "recv(n - len(data))")
+    assert "8 bytes" in verdict.failure.what and "b'hello wo'" in verdict.failure.what, str(verdict)
+    assert "b'lo world'" in verdict.failure.sent, str(verdict)
+
+
+def test_recv_exactly_asking_for_n_then_cutting_loses_the_rest():
+    verdict = nb03.check_recv_exactly(recv_exactly_asks_for_n_then_cuts)
+    assert_fails(verdict, "recv(n - len(data))")
+    assert "gone from the socket" in verdict.failure.what, str(verdict)
+    assert "b'rld'" in verdict.failure.what, str(verdict)
+
+
+def recv_exactly_bytearray(sock, n):
+    buffer = bytearray(n)
+    view = memoryview(buffer)
+    got = 0
+    while got < n:
+        count = sock.recv_into(view[got:], n - got)
+        if count == 0:
+            raise EOFError("closed")
+        got += count
+    return bytes(buffer)
+
+
+def recv_exactly_list_of_chunks(sock, n):
+    chunks, missing = [], n
+    while missing:
+        chunk = sock.recv(min(missing, 1024))
+        if chunk == b"":
+            raise EOFError
+        chunks.append(chunk)
+        missing -= len(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("right", [recv_exactly_bytearray, recv_exactly_list_of_chunks])
+def test_recv_exactly_in_other_styles_passes(right):
+    verdict = nb03.check_recv_exactly(right)
+    assert verdict.passed, str(verdict)
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
@@ -155,6 +214,38 @@ def recv_message_reads_too_much(sock):
 )
 def test_recv_message_catches(wrong, hint):
     assert_fails(nb03.check_recv_message(wrong), hint)
+
+
+def recv_message_on_a_recv_n_recv_exactly(sock):
+    header = recv_exactly_asks_for_n_each_time(sock, 4)
+    (length,) = struct.unpack("!I", header)
+    return recv_exactly_asks_for_n_each_time(sock, length).decode("utf-8")
+
+
+def test_recv_message_on_a_recv_exactly_that_reads_past_n_is_caught():
+    """Exercise 3 built on the buggy recv_exactly of Exercise 1 (recv(n) on every pass):
+    the body arrives in two pieces, the next frame behind the second."""
+    verdict = nb03.check_recv_message(recv_message_on_a_recv_n_recv_exactly)
+    assert_fails(verdict, "only for the bytes still missing, recv(n - len(data))")
+    assert "'hello\\x00\\x00'" in verdict.failure.what, str(verdict)
+    assert "read into the next message" in verdict.failure.what, str(verdict)
+
+
+def recv_message_with_recv_into(sock):
+    (length,) = struct.unpack("!I", recv_exactly_bytearray(sock, 4))
+    return recv_exactly_bytearray(sock, length).decode()
+
+
+def test_recv_message_in_another_style_passes():
+    verdict = nb03.check_recv_message(recv_message_with_recv_into)
+    assert verdict.passed, str(verdict)
+
+
+def test_encode_message_failure_shows_the_header_as_a_number():
+    verdict = nb03.check_encode_message(lambda text: struct.pack("!I", len(text)) + text.encode())
+    assert_fails(verdict, "counts characters")
+    assert "header 00:00:00:07 = 7" in verdict.failure.what, str(verdict)
+    assert "header 00:00:00:0a = 10" in verdict.failure.what, str(verdict)
 
 
 def upper_one_recv(port):
@@ -251,6 +342,15 @@ def test_upper_server_catches(wrong, hint):
     assert_fails(nb03.check_upper_server(wrong), hint)
 
 
+def test_upper_server_that_crashes_says_it_never_replied():
+    verdict = nb03.check_upper_server(upper_decodes_chunks)
+    assert_fails(verdict, "decode the whole message")
+    what = verdict.failure.what
+    assert "UnicodeDecodeError" in what, str(verdict)
+    assert "before any reply came" in what or "before replying" in what, str(verdict)
+    assert "after replying b''" not in what and "the reply was b''" not in what, str(verdict)
+
+
 def test_upper_bytes_upper_is_not_blamed_on_recv():
     verdict = nb03.check_upper_server(upper_bytes_upper)
     assert_fails(verdict, "str.upper()")
@@ -330,6 +430,13 @@ def download_timeout_on_listener(port, data):
 )
 def test_download_server_catches(wrong, hint):
     assert_fails(nb03.check_download_server(wrong), hint)
+
+
+def test_download_server_timeout_check_names_the_connection_socket():
+    verdict = nb03.check_download_server(download_send_no_timeout)
+    assert_fails(verdict, "conn.settimeout(5)")
+    assert "the connection socket that accept() returned" in verdict.failure.what, str(verdict)
+    assert "the connection socket accept() returned has a timeout" in str(verdict)
 
 
 # --- notebook 02 -------------------------------------------------------------------------
@@ -436,12 +543,31 @@ def server_socket_no_listen(port):
     [
         (server_socket_every_interface, "other computers"),
         (server_socket_no_reuseaddr, "SO_REUSEADDR before bind()"),
-        (server_socket_reuseaddr_after_bind, "SO_REUSEADDR before bind()"),
+        (server_socket_reuseaddr_after_bind, "You set SO_REUSEADDR after bind()"),
         (server_socket_no_listen, "listen()"),
     ],
 )
 def test_make_server_socket_catches(wrong, hint):
     assert_fails(nb02.check_make_server_socket(wrong), hint)
+
+
+def test_make_server_socket_without_the_option_is_not_told_it_set_it_late():
+    verdict = nb02.check_make_server_socket(server_socket_no_reuseaddr)
+    assert_fails(verdict, "Set SO_REUSEADDR before bind()")
+    assert "after bind()" not in verdict.hint, str(verdict)
+
+
+def server_socket_reuseaddr_true(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, True)
+    s.bind(("127.0.0.1", port))
+    s.listen(5)
+    return s
+
+
+def test_make_server_socket_in_another_style_passes():
+    verdict = nb02.check_make_server_socket(server_socket_reuseaddr_true)
+    assert verdict.passed, str(verdict)
 
 
 def hello_seed_as_is(port):  # the seed: one client, str, no close

@@ -161,6 +161,27 @@ def test_hello_server_catches(wrong, hint):
     assert_fails(nb01.check_hello_server(wrong), hint)
 
 
+def hello_closes_before_sending(port):
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    s.listen(5)
+    c, addr = s.accept()
+    c.close()  # closed before the greeting went out
+    s.close()
+
+
+@pytest.mark.parametrize(
+    "wrong", [hello_sends_addr, hello_tutorial_text, hello_addr_encode, hello_closes_before_sending]
+)
+def test_hello_server_hint_keeps_its_code_on_one_line(wrong):
+    """The verdict wraps at spaces, and the greeting's code has one: a hint that puts the
+    code first keeps it whole on one line, so that it still runs when copied."""
+    verdict = nb01.check_hello_server(wrong)
+    assert_fails(verdict, nb01.SEND_GREETING)
+    lines = str(verdict).splitlines()
+    assert any(nb01.SEND_GREETING in line for line in lines), str(verdict)
+
+
 # --- Exercise 2: fetch ---------------------------------------------------------------------
 
 

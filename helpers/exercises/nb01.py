@@ -73,12 +73,15 @@ HINT_CLOSE = (
     "Close the connection after sending (c.close()): the client reads until the end, "
     "and the end comes only when you close."
 )
+# A hint's code comes first, so that the verdict's line wrapping never cuts it in two (it
+# wraps at spaces, and the greeting has one): copied from the verdict, it still runs.
+SEND_GREETING = "c.send(f'Hello, {addr[0]}'.encode())"
 HINT_TEXT = (
-    "addr[0] is the client's IP; build the text with an f-string, then encode() it: "
-    "c.send(f'Hello, {addr[0]}'.encode())."
+    f"{SEND_GREETING}: addr[0] is the client's IP; the f-string builds the text, and "
+    "encode() turns it into bytes."
 )
 HINT_ADDR_PAIR = (
-    "addr is a pair, (IP, port): send only the IP, addr[0]: c.send(f'Hello, {addr[0]}'.encode())."
+    f"{SEND_GREETING}: addr is a pair, (IP, port), and the greeting needs only the IP, addr[0]."
 )
 HINT_SILENT = (
     "Right after accept(), send the greeting (the client sends nothing, so do not wait "
@@ -118,8 +121,8 @@ def check_hello_server(hello_server) -> object:
         if not data:
             raise Failure(
                 "the connection ended before anything came",
-                "Send the greeting before you close the connection: "
-                "c.send(f'Hello, {addr[0]}'.encode()), then c.close().",
+                f"{SEND_GREETING}, then c.close(): send the greeting before you close "
+                "the connection.",
                 sent,
             )
         hint = HINT_ADDR_PAIR if str(client_port).encode() in data else HINT_TEXT

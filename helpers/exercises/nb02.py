@@ -197,12 +197,19 @@ def check_make_server_socket(make_server_socket) -> object:
         if call.error is not None:
             error = call.error
             if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
-                raise Failure(
-                    f"it raised {describe_exception(error)}",
-                    "An old connection on this port is in TIME_WAIT. Set SO_REUSEADDR "
-                    "before bind(): s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1).",
-                    sent,
-                )
+                if _sets_reuseaddr_elsewhere():
+                    hint = (
+                        "You set SO_REUSEADDR after bind(): the socket it returns has the "
+                        "option, but bind() has already failed by then. It must come before "
+                        "bind(): s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1), "
+                        "then s.bind(...)."
+                    )
+                else:
+                    hint = (
+                        "An old connection on this port is in TIME_WAIT. Set SO_REUSEADDR "
+                        "before bind(): s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)."
+                    )
+                raise Failure(f"it raised {describe_exception(error)}", hint, sent)
             raise Failure(
                 f"it raised {describe_exception(error)}",
                 "Read the exception: create, bind, listen and return the socket.",
@@ -225,6 +232,18 @@ def check_make_server_socket(make_server_socket) -> object:
                 sent,
             )
         return call.result
+
+    def _sets_reuseaddr_elsewhere() -> bool:
+        """On a free port (no TIME_WAIT), does the socket returned have SO_REUSEADDR?
+        Then the option is there, only too late: set after the bind() that failed."""
+        call = call_bounded(make_server_socket, _free_port())
+        if not call.finished or not isinstance(call.result, socket.socket):
+            return False
+        with call.result as sock:
+            try:
+                return sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) != 0
+            except OSError:
+                return False
 
     def listens_on_loopback():
         port = _free_port()

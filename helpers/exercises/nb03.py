@@ -37,6 +37,10 @@ HINT_ONE_RECV = (
     "recv(n) returns *up to* n bytes: whatever has arrived so far. Call it in a loop, "
     "asking each time for the bytes still missing, until you have them all."
 )
+HINT_ASK_MISSING = (
+    "Ask recv only for the bytes still missing: recv(n - len(data)). After a partial "
+    "read, a recv(n) takes up to n more bytes: the start of the next message."
+)
 HINT_EOF_LOOP = (
     "Once the peer has closed, recv() returns b'' at once, forever: check `if not chunk:` "
     "(compare with b'', not '') and stop."
@@ -51,8 +55,8 @@ HINT_BYTES_UPPER = (
     "data.decode('utf-8').upper().encode('utf-8')."
 )
 HINT_TIMEOUT = (
-    "Set a timeout on each client's socket before sending: conn.settimeout(5) right after "
-    "accept(). Without one, a client that stops reading blocks your server in send() "
+    "Set a timeout on each connection socket before sending: conn.settimeout(5) right "
+    "after accept(). Without one, a client that stops reading blocks your server in send() "
     "forever, and no other client is served."
 )
 
@@ -76,6 +80,13 @@ def _expect_bytes(result, expected: bytes, sent: str) -> None:
             sent,
         )
     if bytes(result) != expected:
+        if bytes(result).startswith(expected):
+            raise Failure(
+                f"it returned {len(result)} bytes, {show_bytes(result)}, for n = "
+                f"{len(expected)}: it read into what came after",
+                HINT_ASK_MISSING,
+                sent,
+            )
         if expected.startswith(bytes(result)):
             raise Failure(
                 f"it returned {show_bytes(result)}: only what had arrived so far",
@@ -131,19 +142,27 @@ def check_recv_exactly(recv_exactly) -> object:
 
         return check
 
-    def leaves_the_rest():
-        call, left = exchange([b"hello world"], 5)
-        sent = "b'hello world' in one send, then recv_exactly(sock, 5)"
-        if call.error is not None:
-            raise _unexpected(call, "return 5 bytes")
-        _expect_bytes(call.result, b"hello", sent)
-        if left != b" world":
-            raise Failure(
-                f"the bytes after the first 5 were gone from the socket (left: {show_bytes(left)})",
-                "Ask recv for at most the bytes still missing, recv(n - len(data)): what you "
-                "read beyond n is the start of the next message, and it would be lost.",
-                sent,
-            )
+    def leaves_the_rest(pieces, sent):
+        def check():
+            call, left = exchange(pieces, 5)
+            if not call.finished:
+                raise Failure(
+                    f"it had not returned after {CALL_TIMEOUT:g} s, though 5 bytes had been sent",
+                    "Stop as soon as you have n bytes: loop `while len(data) < n`.",
+                    sent,
+                )
+            if call.error is not None:
+                raise _unexpected(call, "return 5 bytes")
+            _expect_bytes(call.result, b"hello", sent)
+            if left != b" world":
+                raise Failure(
+                    "the bytes after the first 5 were gone from the socket "
+                    f"(left: {show_bytes(left)})",
+                    HINT_ASK_MISSING,
+                    sent,
+                )
+
+        return check
 
     def closed_early():
         sent = "b'abc', then the peer closed; recv_exactly(sock, 5)"
@@ -184,7 +203,19 @@ def check_recv_exactly(recv_exactly) -> object:
                 pieces_check([b"hel", b"lo"], 5, "b'hel', a pause, then b'lo'"),
             ),
             ("1 MiB, more than one recv returns", pieces_check([big], len(big), "1048576 bytes")),
-            ("leaves the bytes after the n-th in the socket", leaves_the_rest),
+            (
+                "leaves the bytes after the n-th in the socket",
+                leaves_the_rest(
+                    [b"hello world"], "b'hello world' in one send, then recv_exactly(sock, 5)"
+                ),
+            ),
+            (
+                "stops at the n-th byte when the rest comes with the next message",
+                leaves_the_rest(
+                    [b"hel", b"lo world"],
+                    "b'hel', a pause, then b'lo world'; recv_exactly(sock, 5)",
+                ),
+            ),
             ("raises EOFError when the peer closes too early", closed_early),
         ],
         function=recv_exactly,
@@ -208,6 +239,14 @@ def expected_frame(text: str) -> bytes:
     """The frame of ``text``: 4-byte big-endian length of its UTF-8 bytes, then the bytes."""
     payload = text.encode("utf-8")
     return struct.pack("!I", len(payload)) + payload
+
+
+def _header_text(frame: bytes) -> str:
+    """The first 4 bytes as a number: b'\\x00\\x00\\x00\\n' gives "header 00:00:00:0a = 10"."""
+    if len(frame) < 4:
+        return f"only {len(frame)} bytes, too short for a 4-byte header"
+    header = frame[:4]
+    return f"header {header.hex(':')} = {struct.unpack('!I', header)[0]}"
 
 
 def check_encode_message(encode_message) -> object:
@@ -260,7 +299,10 @@ def check_encode_message(encode_message) -> object:
             else:
                 hint = "Expected struct.pack('!I', len(data)) + data, with data = text.encode()."
             raise Failure(
-                f"it returned {show_bytes(result)}, expected {show_bytes(expected)}", hint, sent
+                f"it returned {show_bytes(result)} ({_header_text(result)}), expected "
+                f"{show_bytes(expected)} ({_header_text(expected)})",
+                hint,
+                sent,
             )
 
         return check
@@ -313,11 +355,22 @@ def check_recv_message(recv_message) -> object:
                     "\\x00\\x05' as 83886080.",
                     sent,
                 )
+            for got, due in zip(results, texts, strict=False):
+                if due and isinstance(got, str) and got != due and got.startswith(due):
+                    raise Failure(
+                        f"it returned {got!r:.40} for the {len(due.encode())}-byte message "
+                        f"{due!r:.20}: it read into the next message",
+                        "Read the body with recv_exactly(sock, length), whose recv calls ask only "
+                        "for the bytes still missing, recv(n - len(data)): a bigger recv "
+                        "swallows the start of the next message.",
+                        sent,
+                    )
             if not call.finished:
                 raise Failure(
                     f"after returning {results!r:.60}, it was still waiting for bytes",
                     "Read exactly the 4 header bytes, then exactly `length` bytes, with "
-                    "recv_exactly: a bigger recv swallows the start of the next message.",
+                    "recv_exactly, each recv asking only for the bytes still missing: a "
+                    "bigger recv swallows the start of the next message.",
                     sent,
                 )
             if call.error is not None:
@@ -363,6 +416,7 @@ def check_recv_message(recv_message) -> object:
             )
 
     one = expected_frame("héllo")
+    hello = expected_frame("hello")
     big_text = "ü" * 300_000
     return run_checks(
         "recv_message",
@@ -382,6 +436,14 @@ def check_recv_message(recv_message) -> object:
                     [expected_frame("one") + expected_frame("two")],
                     ["one", "two"],
                     "the frames of 'one' and 'two' in a single send",
+                ),
+            ),
+            (
+                "a message cut after 2 bytes of text, the rest sent with the next message",
+                expect(
+                    [hello[:6], hello[6:] + expected_frame("next")],
+                    ["hello", "next"],
+                    "the header of 'hello' and b'he', a pause, then b'llo' and the frame of 'next'",
                 ),
             ),
             (
@@ -528,7 +590,8 @@ def check_download_server(download_server) -> object:
             if conn.gettimeout() is None:
                 read_to_eof(sock, server)  # let the server finish: no reset, no crash noise
                 raise Failure(
-                    "the client's socket had no timeout (conn.gettimeout() was None)",
+                    "the connection socket that accept() returned had no timeout "
+                    "(conn.gettimeout() was None)",
                     HINT_TIMEOUT,
                     sent,
                 )
@@ -550,7 +613,10 @@ def check_download_server(download_server) -> object:
                     b"hello", "data = b'hello', three clients one after another", clients=3
                 ),
             ),
-            ("the client's socket has a timeout (conn.settimeout)", has_timeout),
+            (
+                "the connection socket accept() returned has a timeout (conn.settimeout)",
+                has_timeout,
+            ),
         ],
     )
 
@@ -573,6 +639,12 @@ def upper_of_bytes_only(reply: bytes, request: bytes, expected: bytes) -> bool:
     )
 
 
+def _the_reply(data: bytes, expected: bytes) -> str:
+    if not data:
+        return f"the connection closed before any reply came (expected {show_bytes(expected)})"
+    return f"the reply was {show_bytes(data)}, expected {show_bytes(expected)}"
+
+
 def _judge_reply(data, how, expected, sent, big=False, request=None):
     if how == "timeout":
         raise Failure(
@@ -584,7 +656,9 @@ def _judge_reply(data, how, expected, sent, big=False, request=None):
         )
     if how == "server-gone":
         raise Failure(
-            f"the server stopped after replying {show_bytes(data)}",
+            f"the server stopped after replying {show_bytes(data)}"
+            if data
+            else "the server stopped before replying anything",
             "Keep serving: accept clients in a `while True:` loop.",
             sent,
         )
@@ -597,18 +671,18 @@ def _judge_reply(data, how, expected, sent, big=False, request=None):
         )
     if request is None:  # download_server: it sends data as given, it reads nothing
         raise Failure(
-            f"the reply was {show_bytes(data)}, expected {show_bytes(expected)}",
+            _the_reply(data, expected),
             "Send exactly the data you are given, all of it (conn.sendall(data)), then close.",
             sent,
         )
     if data and upper_of_bytes_only(data, request, expected):
         raise Failure(
-            f"the reply was {show_bytes(data)}, expected {show_bytes(expected)}",
+            _the_reply(data, expected),
             HINT_BYTES_UPPER,
             sent,
         )
     raise Failure(
-        f"the reply was {show_bytes(data)}, expected {show_bytes(expected)}",
+        _the_reply(data, expected),
         "Read until recv returns b'' (the client has finished), then reply once: one recv "
         "is not the whole message. " + HINT_DECODE_WHOLE.split(":")[0] + ".",
         sent,
