@@ -24,6 +24,8 @@ Rules of this file:
 from __future__ import annotations
 
 import contextlib
+import errno
+import inspect
 import queue
 import selectors
 import socket
@@ -33,6 +35,7 @@ import time
 from helpers.netlab._output import RUNAWAY_LINES
 
 from ._checker import (
+    CALL_TIMEOUT,
     REPLY_TIMEOUT,
     Failure,
     abort,
@@ -73,11 +76,42 @@ HINT_STOP = (
     "Once the peer has closed, recv() returns b'' at once, every time: stop there "
     "(`if not data: break`), or the loop never ends."
 )
+HINT_EMPTY_REST = (
+    "After the close you yielded an empty line that was never sent: when the stream ends "
+    "with b'\\n' the buffer is empty. Yield the rest only if it is not empty "
+    "(`if buffer: yield ...`)."
+)
+HINT_SHORT_RECV = (
+    "Your function stopped before the peer closed. recv() returns whatever has arrived, "
+    "often less than it asked for: that is not the end. Only b'' means the peer has "
+    "closed; loop until recv() returns b''."
+)
+HINT_LINE_END = (
+    "Yield each line without its line end: remove the b'\\n' (and a b'\\r' just before it) "
+    "before you decode it."
+)
+HINT_ONLY_LINE_END = (
+    "Remove only the line end: b'\\n', and a b'\\r' just before it. Spaces, and a b'\\r' "
+    "anywhere else, are part of the line (.strip(), .rstrip(' \\r') or .replace(b'\\r', b'') "
+    "remove too much; a text makefile() also ends a line at a lone '\\r' unless "
+    "newline='\\n'). Use line.removesuffix(b'\\r')."
+)
+HINT_ALL_LINES = (
+    "One recv() can bring several lines: yield every complete line in the buffer "
+    "(`while b'\\n' in buffer:`), not only the first one, before you call recv() again "
+    "(the next bytes may come much later)."
+)
 HINT_GENERATOR = (
     "Write a generator: `yield` each line as soon as it is complete. A chat shows a line "
     "when it arrives; a function that collects lines until the peer closes shows nothing "
     "until then."
 )
+HINT_TOO_SLOW = (
+    "Reading one byte per recv() is correct but too slow for a line of 200,000 bytes: "
+    "each recv() is a system call. Ask for more (sock.recv(4096)) and keep what you do "
+    "not use yet in a buffer."
+)
+LONG_LINE_TIMEOUT = 20.0  # seconds for the 200,000-byte line (one byte per recv() is slow)
 LONG_LINE = ("x" * 99 + ";") * 2000  # 200,000 bytes, sent in pieces of 7,000
 
 # (pieces sent, lines expected, hint when wrong, what the case shows)
@@ -99,6 +133,12 @@ LINE_CASES = [
     ),
     ([b"last line without end"], ["last line without end"], HINT_REST, "no b'\\n' at the end"),
     ([b"telnet\r\n", b"ends\r", b"\n\n"], ["telnet", "ends", ""], HINT_CR, "b'\\r\\n' line ends"),
+    (
+        [b"  spaces stay \r\n", b"a\rb\n"],
+        ["  spaces stay ", "a\rb"],
+        HINT_ONLY_LINE_END,
+        "spaces and an inner b'\\r' are part of the line",
+    ),
     ([], [], HINT_STOP, "a peer that closes at once"),
     (
         [LONG_LINE.encode()[i : i + 7000] for i in range(0, len(LONG_LINE), 7000)] + [b"\n"],
@@ -129,15 +169,25 @@ def _collect(read_lines):
 
 def _line_case(func, pieces, expected, hint):
     def check():
-        shown = " + ".join(repr(p) for p in pieces[:4]) + (" + ..." if len(pieces) > 4 else "")
+        shown = " + ".join(_show_piece(p) for p in pieces[:4]) + (
+            " + ..." if len(pieces) > 4 else ""
+        )
         sent = f"{shown or 'nothing'}, then the peer closes"
+        total = sum(map(len, pieces))
+        # a long line takes a reader of one byte per recv() a few seconds: allow for it
+        timeout = LONG_LINE_TIMEOUT if total > 10_000 else CALL_TIMEOUT
         with connected_pair() as (learner, attacker):
-            call = call_with_pieces(_collect(func), learner, attacker, pieces, close_after=True)
+            call = call_with_pieces(
+                _collect(func), learner, attacker, pieces, close_after=True, timeout=timeout
+            )
+            read = learner.received
         if not call.finished:
+            slow = call.sent < total and learner.read_calls > 1000
+            stuck = call.sent == total
             raise Failure(
-                f"it did not finish within 3 s (after {call.sent} of "
-                f"{sum(map(len, pieces))} bytes the peer closed)",
-                HINT_STOP if call.sent == sum(map(len, pieces)) else hint,
+                f"it did not finish within {timeout:g} s (after {call.sent} of "
+                f"{total} bytes the peer closed)",
+                HINT_TOO_SLOW if slow else HINT_STOP if stuck else hint,
                 sent,
             )
         if call.error is not None:
@@ -149,6 +199,13 @@ def _line_case(func, pieces, expected, hint):
             )
         result = call.result
         returned_none(result, sent)
+        if read < total and not isinstance(result, (str, bytes, bytearray)):
+            raise Failure(
+                f"it stopped after reading {read} of the {total} bytes, before the peer "
+                f"closed; it yielded {describe_value(result, 90)}",
+                HINT_SHORT_RECV,
+                sent,
+            )
         if isinstance(result, (str, bytes, bytearray)):
             raise Failure(
                 f"it returned {describe_value(result)}: one value, not the lines",
@@ -169,9 +226,19 @@ def _line_case(func, pieces, expected, hint):
     return check
 
 
+def _show_piece(piece: bytes) -> str:
+    return repr(piece) if len(piece) <= 40 else f"{len(piece)} bytes ({piece[:12]!r}...)"
+
+
 def _line_hint(result, expected, hint):
+    if result == [*expected, ""]:
+        return HINT_EMPTY_REST  # an empty "last line" after the close
     if len(result) == len(expected) + 1 and result[:-1] == expected:
-        return HINT_STOP  # an empty "last line" after the close
+        return HINT_STOP
+    if any(isinstance(line, str) and line.endswith("\n") for line in result):
+        return HINT_LINE_END
+    if hint is HINT_ONLY_LINE_END:
+        return hint
     if any(isinstance(line, str) and line.endswith("\r") for line in result):
         return HINT_CR
     if any(isinstance(line, str) and "\ufffd" in line for line in result):
@@ -182,11 +249,16 @@ def _line_hint(result, expected, hint):
 
 
 def _as_they_come(func):
-    """Each line must be yielded while the peer still has the connection open."""
+    """Each line must be yielded while the peer still has the connection open, and all
+    the lines of one chunk before the next chunk comes."""
 
     def check():
-        sent = "b'first\\n', then (once it is yielded) b'second\\n', then the peer closes"
+        sent = (
+            "b'first\\n', then (once it is yielded) b'second\\nthird\\n' in one piece, "
+            "then (once both are yielded) the peer closes"
+        )
         got: queue.Queue = queue.Queue()
+        errors: list = []
 
         def consume(sock):
             result = func(sock)
@@ -196,33 +268,63 @@ def _as_they_come(func):
                 got.put(line)
             return "done"
 
+        def next_line():
+            try:
+                return got.get(timeout=REPLY_TIMEOUT)
+            except queue.Empty:
+                return None
+
         with connected_pair() as (learner, attacker):
             worker = threading.Thread(
-                target=_run_into, args=(consume, learner, got), name="exercise-call", daemon=True
+                target=_run_into,
+                args=(consume, learner, got, errors),
+                name="exercise-call",
+                daemon=True,
             )
             worker.start()
             attacker.sendall(b"first\n")
-            try:
-                first = got.get(timeout=REPLY_TIMEOUT)
-            except queue.Empty:
-                first = None
-            if first is None or first == _NOTHING:
+            first = next_line()
+            if first is None:
                 raise Failure(
                     "after b'first\\n' had arrived it yielded nothing for 3 s: it waited for more",
                     HINT_GENERATOR,
                     sent,
                 )
-            attacker.sendall(b"second\n")
-            try:
-                second = got.get(timeout=REPLY_TIMEOUT)
-            except queue.Empty:
-                second = None
+            if first is _NOTHING:
+                return  # it raised or returned at once: the other checks say why
+            attacker.sendall(b"second\nthird\n")
+            second = next_line()
+            third = next_line() if second not in (None, _NOTHING) else None
             attacker.shutdown(socket.SHUT_WR)
             worker.join(REPLY_TIMEOUT)
-        if (first, second) != ("first", "second"):
+        if errors:
+            return  # the other checks say what it raises, and why
+        if second is _NOTHING or (third is _NOTHING and second == "second"):
             raise Failure(
-                f"it yielded {first!r} then {second!r}, expected 'first' then 'second'",
-                HINT_BUFFER,
+                "it stopped before the peer closed (after a recv() of fewer bytes than it "
+                "asked for)",
+                HINT_SHORT_RECV,
+                sent,
+            )
+        if (first, second) == ("first", "second") and third is None:
+            raise Failure(
+                "it yielded 'first', then 'second', then nothing for 3 s though b'third\\n' "
+                "had arrived with b'second\\n': it waited for the next recv()",
+                HINT_ALL_LINES,
+                sent,
+            )
+        got_lines = [line for line in (first, second, third) if isinstance(line, (str, bytes))]
+        if any(isinstance(line, bytes) for line in got_lines):
+            hint = HINT_STR
+        elif any(line.endswith("\n") for line in got_lines):
+            hint = HINT_LINE_END
+        else:
+            hint = HINT_BUFFER
+        if (first, second, third) != ("first", "second", "third"):
+            raise Failure(
+                f"it yielded {', '.join(map(repr, got_lines))}, expected 'first', 'second', "
+                "'third'",
+                hint,
                 sent,
             )
 
@@ -232,19 +334,19 @@ def _as_they_come(func):
 _NOTHING = object()  # put by _run_into when the function returned or raised
 
 
-def _run_into(consume, sock, got):
+def _run_into(consume, sock, got, errors):
     try:
         consume(sock)
-    except BaseException:  # noqa: BLE001 - the other checks report what it raises
-        pass
+    except BaseException as exc:  # noqa: BLE001 - the other checks report what it raises
+        errors.append(exc)
     finally:
         got.put(_NOTHING)
 
 
 def check_read_lines(read_lines) -> object:
     """Check ``read_lines(sock)``: yields each line of the stream, as str."""
-    checks = [(what, _line_case(read_lines, *case)) for *case, what in LINE_CASES]
-    checks.append(("each line is yielded as soon as it is complete", _as_they_come(read_lines)))
+    checks = [("each line is yielded as soon as it is complete", _as_they_come(read_lines))]
+    checks += [(what, _line_case(read_lines, *case)) for *case, what in LINE_CASES]
     return run_checks("read_lines", checks, read_lines)
 
 
@@ -404,8 +506,21 @@ HINT_LEAVE = (
 )
 HINT_RESET = (
     "A client that vanishes makes recv() raise ConnectionResetError and sendall() raise "
-    "BrokenPipeError or ConnectionResetError. Catch OSError around both: that client leaves "
-    "(remove it, tell the others); the room and the other clients' threads go on."
+    "BrokenPipeError or ConnectionResetError. Catch OSError around the client's recv() "
+    "loop (then that client leaves: remove it, tell the others) and, separately, around "
+    "each sendall() to each member (only that member is gone: the sender goes on); the "
+    "room and the other clients' threads go on."
+)
+HINT_RESET_ASYNC = (
+    "A client that vanishes makes `await reader.readline()` raise ConnectionResetError, "
+    "and write() or `await writer.drain()` to it raise ConnectionResetError or "
+    "BrokenPipeError. In each handler catch OSError around the reading loop (then that "
+    "client leaves: in a finally, remove it and tell the others) and, separately, around "
+    "each other member's write()/drain() in the broadcast (only that member is gone)."
+)
+HINT_LEAVE_ASYNC = (
+    "When `await reader.readline()` returns b'' (or raises ConnectionResetError) the client "
+    "has gone: remove its writer from the room and send '* NICK left\\n' to those who stay."
 )
 HINT_FRAMING = (
     "recv() returns whatever has arrived: part of a line, or two lines. Read lines with a "
@@ -421,6 +536,46 @@ HINT_LOST = (
     "Some messages never reached clients that stayed in the room all along. A broadcast "
     "must reach every member: no thread that sends may die (catch OSError per member), and "
     "the set of members must not change under a loop that goes through it (a Lock or a copy)."
+)
+HINT_NAMELESS = (
+    "A client that closes before it sends its nickname never joined: nobody was told it "
+    "came, so tell nobody it left ('* None left' is a leave without a nick). Announce a "
+    "leave only for a client that has a nickname (`if nick is not None:`)."
+)
+HINT_NEWLINE = (
+    "Bytes of your line arrived, but no b'\\n' after them: the client's reader waits for "
+    "the line end. Send each line as (text + '\\n').encode('utf-8')."
+)
+HINT_ONCE = (
+    "Each member must get each line once. Send one broadcast per event to each member "
+    "once: a member in the dict twice, or two places that broadcast the same event, "
+    "doubles the line."
+)
+HINT_LEFT_ONCE = (
+    "One departure, one '* NICK left': when both the client's own thread (recv() got b'' "
+    "or a reset) and a failed send to it notice that it has gone, only the one that "
+    "removes it from the dict may announce it (`if clients.pop(conn, None) is not None:`, "
+    "under the lock)."
+)
+HINT_OTHERS_ERROR = (
+    "A client was disconnected just as it joined: most likely sending its join line to "
+    "another member, which had just vanished, raised an error in the newcomer's own "
+    "thread, which then ended as if the newcomer had gone. Catch OSError around each "
+    "send to another member, so that only that member leaves."
+)
+HINT_OTHERS_ERROR_ASYNC = (
+    "A client was disconnected just as it joined: most likely `await writer.drain()` "
+    "(or write()) for another member, which had just vanished, raised "
+    "ConnectionResetError inside the newcomer's own handler, which then ended as if the "
+    "newcomer had gone. In the broadcast, catch OSError around each other member's "
+    "write()/drain() and drop only that member (or do not await other members' drain())."
+)
+HINT_BADF = (
+    "'Bad file descriptor': a thread used a socket after it was closed. Most often an "
+    "error while sending to another member (it had just vanished) ended the sender's own "
+    "loop, which then closed the sender's socket while others still sent to it. Catch "
+    "OSError around each send to another member (only that member leaves), and remove a "
+    "client from the dict (under the lock) before you close its socket."
 )
 HINT_ONE_AT_A_TIME = (
     "The room serves one client at a time: start a thread per client "
@@ -453,9 +608,10 @@ CONVERSATIONS = [
         ],
     ),
     (
-        "a client that closes without /quit, one that vanishes (reset)",
+        "a client that closes before its nickname, one without /quit, one that vanishes",
         [
             ("join", "alice", None),
+            ("nameless", "", None),
             ("join", "bob", None),
             ("join", "carol", None),
             ("close", "bob", None),
@@ -473,6 +629,7 @@ STEP_HINTS = {
     "quit": HINT_QUIT,
     "close": HINT_LEAVE,
     "reset": HINT_RESET,
+    "nameless": HINT_NAMELESS,
 }
 
 
@@ -497,6 +654,7 @@ def _describe_step(action: str, nick: str, data) -> str:
         "quit": f"{nick} sends b'/quit\\n'",
         "close": f"{nick} closes its socket",
         "reset": f"{nick} vanishes (its socket is reset)",
+        "nameless": "a client connects and closes before it sends a nickname",
     }[action]
 
 
@@ -524,6 +682,9 @@ def _conversation(server, steps):
                         expected[other].extend(_say_lines(nick, data))
                     if not isinstance(data, str):
                         hint = HINT_FRAMING
+                elif action == "nameless":
+                    with socket.create_connection(("127.0.0.1", server.port), REPLY_TIMEOUT):
+                        server.wait_quiet(REPLY_TIMEOUT, deadlines=False)  # it was accepted
                 else:
                     gone = members.pop(nick)
                     del expected[nick]
@@ -582,25 +743,43 @@ def _expect(room, server, members, expected, hint, sent) -> None:
     room.wait(complete)
     server.wait_quiet(0.5, deadlines=False)  # anything more it sends now comes too
     for nick, lines in expected.items():
-        got = members[nick].lines
+        member = members[nick]
+        got = member.lines
         if got != lines:
             missing = [line for line in lines if line not in got]
             extra = [line for line in got if line not in lines]
-            if missing:
+            twice = [line for line in got if got.count(line) > lines.count(line)]
+            nameless = [line for line in extra if line in ("* None left", "*  left")]
+            if nameless:
+                what, hint = f"{nick} read {nameless[0]!r}", HINT_NAMELESS
+            elif missing and member._buffer and not member.ended:
+                what = (
+                    f"{nick} never read {missing[0]!r}: {member._buffer[:60]!r} arrived, "
+                    "with no b'\\n' after it"
+                )
+                hint = HINT_NEWLINE
+            elif missing:
                 what = f"{nick} never read {missing[0]!r}"
             elif extra:
                 what = f"{nick} read {extra[0]!r}, which it should not"
+            elif twice:
+                what = f"{nick} read {twice[0]!r} {got.count(twice[0])} times"
+                hint = HINT_LEFT_ONCE if twice[0].endswith(" left") else HINT_ONCE
             else:
                 what = f"{nick} read {describe_value(got[-4:], 100)} in another order"
-            if members[nick].ended and missing:
-                what += f" (the server {'reset' if members[nick].ended == 'reset' else 'closed'}"
+            if member.ended and missing:
+                what += f" (the server {'reset' if member.ended == 'reset' else 'closed'}"
                 what += " its connection)"
+            shown = describe_value(lines[-6:], 100)
+            what += f"; expected {shown if len(lines) <= 6 else 'it to end with ' + shown}"
             raise Failure(what, hint, sent)
 
 
 def _crash_hint(exc: BaseException) -> str | None:
     if isinstance(exc, RuntimeError) and "changed size during iteration" in str(exc):
         return HINT_ITERATE
+    if isinstance(exc, OSError) and exc.errno == errno.EBADF:
+        return HINT_BADF
     if isinstance(exc, OSError):  # a reset, a broken pipe, a socket closed meanwhile
         return HINT_RESET
     if isinstance(exc, UnicodeDecodeError):
@@ -722,7 +901,7 @@ def churn(port: int, stayers: int = STAYERS, churners: int = CHURNERS, min_messa
 
         room.wait(everything_arrived, 2.0)
         room.wait(all_left, 2.0)
-        missing, disorder, unleft = {}, {}, {}
+        missing, disorder, unleft, doubled = {}, {}, {}, {}
         for person in people:
             want = [f"{q.nick}: message {n}" for q in people for n in range(sent[q.nick])]
             lines = set(person.lines)
@@ -735,12 +914,15 @@ def churn(port: int, stayers: int = STAYERS, churners: int = CHURNERS, min_messa
                 if numbers != sorted(numbers):
                     disorder.setdefault(person.nick, []).append(other.nick)
             unleft[person.nick] = _unleft(person, churners)
+            lefts = [line for line in person.lines if line.endswith(" left")]
+            doubled[person.nick] = sorted({line for line in lefts if lefts.count(line) > 1})
             person.close()
     return {
         "sent": sent,
         "missing": missing,
         "disorder": disorder,
         "unleft": unleft,
+        "doubled": doubled,
         "churn_errors": churn_errors,
         "stalled": stalled,
     }
@@ -764,7 +946,10 @@ def _many_clients(server):
                 f"one of the {STAYERS} first clients never read its own join line", HINT_JOIN, sent
             )
         for failure in result["churn_errors"][:1]:
-            raise Failure(failure.what, failure.hint or HINT_RESET, sent)
+            hint = failure.hint or HINT_RESET
+            if failure.what.endswith("was disconnected before it joined"):
+                hint = HINT_OTHERS_ERROR
+            raise Failure(failure.what, hint, sent)
         lost = {nick: lines for nick, lines in result["missing"].items() if lines}
         if lost:
             nick, lines = next(iter(lost.items()))
@@ -786,6 +971,9 @@ def _many_clients(server):
                 "thread sending to a socket at a time (a Lock).",
                 sent,
             )
+        for nick, lines in result["doubled"].items():
+            if lines:
+                raise Failure(f"{nick} read {lines[0]!r} twice", HINT_LEFT_ONCE, sent)
         for nick, names in result["unleft"].items():
             if names:
                 raise Failure(
@@ -809,13 +997,15 @@ def _serve_and(func, scenario):
             with serving(func, crash_hints=_crash_hint) as server:
                 servers.append(server)
                 scenario(server)()
-        except Failure:
+        except Failure as failure:
             reason = (servers[0].stop_reason or "") if servers else ""
             if "it printed" in reason:
                 raise Failure(
                     f"netlab stopped your server: it printed {RUNAWAY_LINES} lines in one go",
                     HINT_PRINTS,
                 ) from None
+            if inspect.iscoroutinefunction(func) and failure.hint in ASYNC_HINTS:
+                raise Failure(failure.what, ASYNC_HINTS[failure.hint], failure.sent) from None
             raise
 
     return check
@@ -846,6 +1036,13 @@ HINT_STALL = (
     "buffers have room, and they never will. Never wait for one client while others "
     "wait: give each client its own bounded outbox (a queue and a sender thread, or "
     "asyncio's write buffer), and when it is full, disconnect that client or drop lines for it."
+)
+HINT_STALL_ASYNC = (
+    "One client that does not read stopped the whole room: `await writer.drain()` for it "
+    "waits until its buffers have room, and they never will. Do not await one member's "
+    "drain() in the broadcast: write() (it never waits) and check "
+    "writer.transport.get_write_buffer_size() against a bound; when it is over, disconnect "
+    "that client (writer.transport.abort()) or drop lines for it."
 )
 HINT_UNBOUNDED = (
     "Nobody waits now, but the server kept every line for the client that does not read: "
@@ -967,6 +1164,14 @@ def _drain(member: Member) -> int:
                 break
             data += chunk
     return data.count(b"alice: ")
+
+
+ASYNC_HINTS = {  # the same advice, in asyncio's words, for an async def server
+    HINT_RESET: HINT_RESET_ASYNC,
+    HINT_LEAVE: HINT_LEAVE_ASYNC,
+    HINT_OTHERS_ERROR: HINT_OTHERS_ERROR_ASYNC,
+    HINT_STALL: HINT_STALL_ASYNC,
+}
 
 
 def check_fair_chat_server(fair_chat_server) -> object:
