@@ -69,3 +69,19 @@ def test_exercise_headings(path):
     assert len(headings) >= 2, f"{path.name}: fewer than two '### Exercise N: ...' headings"
     for n, heading in enumerate(headings, 1):
         assert re.match(rf"### Exercise {n}: \S", heading), heading
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_a_cell_tagged_to_raise_does_raise(path):
+    """A `raises-exception` tag on a cell that no longer raises hides nothing from nbval, but
+    the browser test counts error outputs against the tags (and a reader is told to expect
+    an error): the tag goes when the error goes."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    stale = [
+        index
+        for index, cell in enumerate(nb["cells"])
+        if cell["cell_type"] == "code"
+        and "raises-exception" in cell.get("metadata", {}).get("tags", [])
+        and not any(out["output_type"] == "error" for out in cell.get("outputs", []))
+    ]
+    assert not stale, f"{path.name}: cells tagged raises-exception that do not raise: {stale}"
