@@ -6,6 +6,7 @@ Real sockets on 127.0.0.1, no mocks. The checks judge timing only against what t
 measure in the same run (a window, a gap, a ratio), so these tests hold on a busy machine.
 """
 
+import os
 import socket
 import struct
 import time
@@ -26,6 +27,12 @@ def assert_fails(verdict, *hint_words):
     assert "✗" in text, text
     for word in hint_words:
         assert word in verdict.hint, text
+
+
+def assert_fails_with(verdict, what, hint):
+    """Failed, with ``what`` in what happened and ``hint`` in the hint."""
+    assert_fails(verdict, hint)
+    assert what in verdict.failure.what, str(verdict)
 
 
 def assert_passes(verdict):
@@ -365,3 +372,444 @@ def test_verdicts_are_the_same_on_every_run():
     first = str(nb12.check_count_bytes(counter(16)))
     assert str(nb12.check_count_bytes(counter(16))) == first
     assert str(nb12.check_fetch_all(fetcher())) == str(nb12.check_fetch_all(fetcher()))
+
+
+# --- The independent review's attempts (/work/notes/attempts/nb12), copied as they were ----
+
+
+def review_c1_perf_counter_sendall(port, nbytes):
+    data = b"x" * nbytes
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        t0 = time.perf_counter()
+        s.sendall(data)
+        reply = b""
+        while len(reply) < 2:
+            chunk = s.recv(2 - len(reply))
+            if not chunk:
+                break
+            reply += chunk
+        t1 = time.perf_counter()
+    return nbytes / (t1 - t0) / 1e6
+
+
+def review_c2_monotonic_chunks(port, nbytes):
+    chunk = bytes(65536)
+    s = socket.socket()
+    s.connect(("127.0.0.1", port))
+    try:
+        start = time.monotonic()
+        left = nbytes
+        while left > 0:
+            n = s.send(chunk[: min(left, len(chunk))])
+            left -= n
+        buf = b""
+        while not buf.endswith(b"ok"):
+            r = s.recv(16)
+            if not r:
+                break
+            buf += r
+        end = time.monotonic()
+    finally:
+        s.close()
+    return (nbytes / 1_000_000) / (end - start)
+
+
+def review_c3_perf_counter_ns_converted(port, nbytes):
+    payload = os.urandom(nbytes)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    t0 = time.perf_counter_ns()
+    sock.sendall(payload)
+    sock.shutdown(socket.SHUT_WR)
+    got = sock.makefile("rb").read()  # reads b"ok" until the server closes
+    t1 = time.perf_counter_ns()
+    sock.close()
+    assert got == b"ok", got
+    seconds = (t1 - t0) / 1e9
+    return nbytes / 1e6 / seconds
+
+
+def review_c4_time_time_memoryview(port, nbytes):
+    buf = memoryview(bytearray(nbytes))
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        t0 = time.time()
+        sent = 0
+        while sent < nbytes:
+            sent += s.send(buf[sent : sent + (1 << 20)])
+        ok = b""
+        while ok != b"ok":
+            ok += s.recv(2)
+        t1 = time.time()
+    return nbytes / (t1 - t0) * 1e-6
+
+
+def review_c5_timer_includes_connect(port, nbytes):
+    t0 = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"\0" * nbytes)
+        s.recv(2)
+    return nbytes / 1e6 / (time.perf_counter() - t0)
+
+
+@pytest.mark.parametrize(
+    "correct",
+    [
+        review_c1_perf_counter_sendall,
+        review_c2_monotonic_chunks,
+        review_c3_perf_counter_ns_converted,
+        review_c4_time_time_memoryview,
+        review_c5_timer_includes_connect,  # connecting inside the clock: well under 1 ms
+    ],
+)
+def test_throughput_review_correct_attempts_pass(correct):
+    assert_passes(nb12.check_throughput(correct))
+
+
+def review_w8_integer_division(port, nbytes):
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        t0 = time.perf_counter()
+        s.sendall(bytes(nbytes))
+        s.recv(2)
+        dt = time.perf_counter() - t0
+    return (nbytes // 1_000_000) // dt
+
+
+def review_w9_no_wait_for_ok(port, nbytes):
+    s = socket.create_connection(("127.0.0.1", port))
+    t0 = time.perf_counter()
+    s.sendall(bytes(nbytes))
+    dt = time.perf_counter() - t0
+    s.close()
+    return nbytes / 1e6 / dt
+
+
+def review_w11_seconds_per_mb(port, nbytes):
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        t0 = time.perf_counter()
+        s.sendall(bytes(nbytes))
+        s.recv(2)
+        dt = time.perf_counter() - t0
+    return dt / (nbytes / 1e6)
+
+
+def review_w16_mb_as_1024000(port, nbytes):
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        t0 = time.perf_counter()
+        s.sendall(bytes(nbytes))
+        s.recv(2)
+        dt = time.perf_counter() - t0
+    return nbytes / 1_024_000 / dt
+
+
+def review_w18_mib_with_urandom_payload(port, nbytes):
+    payload = os.urandom(nbytes)  # random bytes, built before the clock starts
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        t0 = time.perf_counter()
+        s.sendall(payload)
+        s.recv(2)
+        dt = time.perf_counter() - t0
+    return nbytes / 2**20 / dt  # MiB/s
+
+
+def review_w19_clock_includes_payload_generation(port, nbytes):
+    t0 = time.perf_counter()
+    payload = os.urandom(nbytes)  # generating the data is timed too
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(payload)
+        s.recv(2)
+    return nbytes / 1e6 / (time.perf_counter() - t0)
+
+
+def review_w20_mib_payload_bytes_x(port, nbytes):
+    payload = b"x" * nbytes
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        t0 = time.perf_counter()
+        s.sendall(payload)
+        s.recv(2)
+        t1 = time.perf_counter()
+        s.shutdown(socket.SHUT_RDWR)
+    time.sleep(0.05)  # "let the server finish" before returning
+    return nbytes / (1 << 20) / (t1 - t0)
+
+
+def review_w21_mib_with_pattern_payload(port, nbytes):
+    payload = bytes(i % 256 for i in range(nbytes))  # slow to build, untimed
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        t0 = time.perf_counter()
+        s.sendall(payload)
+        s.recv(2)
+        dt = time.perf_counter() - t0
+    return nbytes / 1048576 / dt  # MiB/s
+
+
+def review_w22_clock_includes_pattern_build(port, nbytes):
+    t0 = time.perf_counter()
+    payload = bytes(i % 256 for i in range(nbytes))  # built inside the timed region
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(payload)
+        s.recv(2)
+    return nbytes / 1e6 / (time.perf_counter() - t0)
+
+
+def review_w23_mib_pattern_plus_megabit_confusion(port, nbytes):
+    payload = bytes(i % 256 for i in range(nbytes))
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        t0 = time.perf_counter()
+        s.sendall(payload)
+        s.recv(2)
+        dt = time.perf_counter() - t0
+    return nbytes / 1024 / 1000 / dt  # "KiB/1000": 2.4% low
+
+
+def review_w24_overcounts_last_chunk(port, nbytes):
+    chunk_size = 65536
+    block = bytes(chunk_size)
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        t0 = time.perf_counter()
+        left = nbytes
+        while left > 0:
+            s.sendall(block[: min(left, chunk_size)])
+            left -= chunk_size
+            sent += chunk_size  # counts a whole chunk even for the short last one
+        s.recv(2)
+        dt = time.perf_counter() - t0
+    return sent / 1e6 / dt
+
+
+def review_w4_stop_after_sendall(port, nbytes):
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        t0 = time.perf_counter()
+        s.sendall(bytes(nbytes))
+        dt = time.perf_counter() - t0
+        s.recv(2)
+    return nbytes / 1e6 / dt
+
+
+@pytest.mark.parametrize(
+    ("wrong", "what", "hint"),
+    [
+        (review_w8_integer_division, "0.0", "`//` rounds down"),
+        (review_w9_no_wait_for_ok, "before the server's reply", "wait for the reply"),
+        (review_w11_seconds_per_mb, "seconds per MB", "Return a rate"),
+        (review_w16_mb_as_1024000, "1,024,000 bytes", "not 1,024 x 1,000"),
+        (review_w18_mib_with_urandom_payload, "MiB/s", "1,048,576 bytes"),
+        (review_w19_clock_includes_payload_generation, "ran longer", "os.urandom"),
+        (review_w20_mib_payload_bytes_x, "MiB/s", "1,048,576 bytes"),
+        (review_w21_mib_with_pattern_payload, "MiB/s", "1,048,576 bytes"),
+        (review_w22_clock_includes_pattern_build, "ran longer", "Build the bytes"),
+        (review_w23_mib_pattern_plus_megabit_confusion, "1,024,000 bytes", "1,024 x 1,000"),
+        (review_w24_overcounts_last_chunk, "a few per cent too high", "last chunk is shorter"),
+        (review_w4_stop_after_sendall, "too high", "sendall() returns once"),
+    ],
+)
+def test_throughput_review_wrong_attempts(wrong, what, hint):
+    assert_fails_with(nb12.check_throughput(wrong), what, hint)
+
+
+review_recv_exactly = sol12.recv_exactly  # the notebook's, section 2
+
+
+def review_ex2_w9_decoded_strings(port, keys):
+    values = []
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for key in keys:
+            sock.sendall(len(key).to_bytes(4, "big") + key)
+            size = int.from_bytes(review_recv_exactly(sock, 4), "big")
+            values.append(review_recv_exactly(sock, size).decode())
+    return values
+
+
+def review_ex2_w15_skip_empty(port, keys):
+    values = []
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for key in keys:
+            sock.sendall(len(key).to_bytes(4, "big") + key)
+            size = int.from_bytes(review_recv_exactly(sock, 4), "big")
+            if not size:
+                continue
+            values.append(review_recv_exactly(sock, size))
+    return values
+
+
+def test_fetch_all_review_wrong_attempts():
+    verdict = nb12.check_fetch_all(review_ex2_w9_decoded_strings)
+    assert_fails(verdict, "as bytes", "decode()")
+    assert "str 'A'" in verdict.failure.what
+    verdict = nb12.check_fetch_all(review_ex2_w15_skip_empty)
+    assert_fails(verdict, "append b''")
+    assert "the empty value is missing" in verdict.failure.what
+
+
+def review_ex2_c4_pipelined_all_at_once(port, keys):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"".join(len(k).to_bytes(4, "big") + k for k in keys))
+        vals = []
+        for _ in keys:
+            n = int.from_bytes(review_recv_exactly(sock, 4), "big")
+            vals.append(review_recv_exactly(sock, n))
+    return vals
+
+
+def review_ex2_c7_nodelay_before_connect(port, keys):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.settimeout(5)
+    sock.connect(("127.0.0.1", port))
+    try:
+        values = []
+        for key in keys:
+            sock.sendall(struct.pack("!I", len(key)))
+            sock.sendall(key)
+            (size,) = struct.unpack("!I", review_recv_exactly(sock, 4))
+            values.append(review_recv_exactly(sock, size))
+        return tuple(values)
+    finally:
+        sock.close()
+
+
+def review_ex2_w16_nodelay_after_request_1(port, keys):
+    values = []
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for i, key in enumerate(keys):
+            sock.sendall(len(key).to_bytes(4, "big"))
+            sock.sendall(key)
+            if i == 0:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            size = int.from_bytes(review_recv_exactly(sock, 4), "big")
+            values.append(review_recv_exactly(sock, size))
+    return values
+
+
+@pytest.mark.parametrize(
+    "correct",
+    [
+        review_ex2_c4_pipelined_all_at_once,
+        review_ex2_c7_nodelay_before_connect,
+        # TCP_NODELAY from request 2 on: the task text says request 1 is not counted
+        review_ex2_w16_nodelay_after_request_1,
+    ],
+)
+def test_fetch_all_review_correct_attempts_pass(correct):
+    assert_passes(nb12.check_fetch_all(correct))
+
+
+def review_ex3_w4_bytearray_concat(sock):
+    data = bytearray()
+    while chunk := sock.recv(65536):
+        data += chunk
+    return len(data)
+
+
+def review_ex3_w5_list_keep(sock):
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return sum(len(c) for c in chunks)
+
+
+def review_ex3_w11_makefile_read(sock):
+    return len(sock.makefile("rb").read())
+
+
+def review_ex3_w13_recv_into_64mb_buffer(sock):
+    buf = bytearray(64_000_000)  # one buffer big enough for everything
+    view = memoryview(buf)
+    total = 0
+    while n := sock.recv_into(view[total:]):
+        total += n
+    return total
+
+
+def review_ex3_w14_recv_100mb_bufsize(sock):
+    total = 0
+    while chunk := sock.recv(100_000_000):
+        total += len(chunk)
+    return total
+
+
+def review_ex3_w15_timeout_means_done(sock):
+    sock.settimeout(0.001)
+    total = 0
+    try:
+        while chunk := sock.recv(65536):
+            total += len(chunk)
+    except TimeoutError:
+        pass
+    return total
+
+
+def review_ex3_w16_msg_peek(sock):
+    total = 0
+    while chunk := sock.recv(65536, socket.MSG_PEEK):  # peeks, never consumes
+        total += len(chunk)
+    return total
+
+
+def review_ex3_w17_none_instead_of_empty(sock):
+    total = 0
+    while True:
+        chunk = sock.recv(65536)
+        if chunk is None:  # b'' is not None: never stops
+            break
+        total += len(chunk)
+    return total
+
+
+def review_ex3_w18_nonblocking_spin(sock):
+    sock.setblocking(False)
+    total = 0
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except BlockingIOError:
+            continue  # busy-waits
+        if not chunk:
+            return total
+        total += len(chunk)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "what", "hint"),
+    [
+        (review_ex3_w4_bytearray_concat, "memory grew", "kept the data"),
+        (review_ex3_w5_list_keep, "memory grew", "a list of chunks"),
+        (review_ex3_w11_makefile_read, "memory grew", "makefile().read()"),
+        (review_ex3_w13_recv_into_64mb_buffer, "memory grew", "a buffer that big"),
+        (review_ex3_w14_recv_100mb_bufsize, "memory grew", "100,000,000 bytes at a time"),
+        (counter(16 << 20), "memory grew", "16,777,216 bytes at a time"),
+        (review_ex3_w15_timeout_means_done, "timed out in the pause", "not the end"),
+        (review_ex3_w16_msg_peek, "MSG_PEEK", "without taking it"),
+        (review_ex3_w17_none_instead_of_empty, "did not return", "is None` is never true"),
+        (review_ex3_w18_nonblocking_spin, "BlockingIOError", "busy loop"),
+    ],
+)
+def test_count_bytes_review_wrong_attempts(wrong, what, hint):
+    assert_fails_with(nb12.check_count_bytes(wrong), what, hint)
+
+
+def review_ex3_c2_recv_into_1mib(sock):
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    total = 0
+    while n := sock.recv_into(view):
+        total += n
+    return total
+
+
+def review_ex3_c4_recv_256kib(sock):
+    n = 0
+    data = sock.recv(256 * 1024)
+    while data:
+        n += len(data)
+        data = sock.recv(256 * 1024)
+    return n
+
+
+@pytest.mark.parametrize(
+    "correct",
+    [review_ex3_c2_recv_into_1mib, review_ex3_c4_recv_256kib, counter(16384), counter(4096)],
+)
+def test_count_bytes_review_correct_attempts_pass(correct):
+    assert_passes(nb12.check_count_bytes(correct))

@@ -7,11 +7,13 @@
 Rules of this file. A timing check must not fail a correct answer on a busy machine, so
 no check compares a figure with a fixed number of seconds or MB/s:
 - the throughput meter's answer is compared with a window that the check measures in the
-  same run (from what its own server saw, and how long the learner's call took);
+  same run: never shorter than from the first byte's arrival (the kernel's stamp) to the
+  server's b'ok', never longer than the call, and, in the best of up to five tries, hardly
+  longer than from the connection to b'ok' (a busy machine may delay one b'ok');
 - the Nagle stall is measured by the check's server, as the gap between the first and the
   last byte of one request (about 40 ms with the stall, microseconds without it);
 - a recv loop's speed is a ratio to a reference loop, measured alternately on the same
-  transfers, median of five.
+  transfers, median of five; its memory is tracemalloc's peak, not a time.
 Every wait is bounded (socket timeouts, threads joined with a timeout), and a verdict's
 text holds no timing or port, so it is the same on every run.
 """
@@ -21,12 +23,14 @@ from __future__ import annotations
 import contextlib
 import math
 import platform
+import select
 import socket
 import statistics
 import struct
 import sys
 import threading
 import time
+import tracemalloc
 
 from helpers.exercises._checker import (
     Failure,
@@ -34,6 +38,7 @@ from helpers.exercises._checker import (
     call_bounded,
     describe_exception,
     describe_value,
+    from_this_process,
     returned_none,
     run_checks,
 )
@@ -83,11 +88,12 @@ class ConfirmingSink:
     """Receives ``nbytes``, then (after ``pause`` seconds of "storing" them) answers b"ok"
     and closes. ``read_pause`` slows its reading down (a slow disk behind it).
 
-    It notes when the first byte arrived (``first``, the kernel's stamp where there is
-    one) and when it sent b"ok" (``confirmed``): a true meter's clock starts before the
-    first byte leaves and stops after b"ok" arrives, so it reads at least
-    ``confirmed - first``, and (started just before the first byte, stopped as b"ok"
-    came) hardly more.
+    It notes when the connection came (``accepted``), when the first byte arrived
+    (``first``, the kernel's stamp where there is one) and when it sent b"ok"
+    (``confirmed``): a true meter's clock starts before the first byte leaves and stops
+    after b"ok" arrives, so it reads at least ``confirmed - first``; started once
+    connected (or just before: connecting takes well under a millisecond on loopback)
+    and stopped as b"ok" came, hardly more than ``confirmed - accepted``.
     """
 
     def __init__(self, nbytes: int, pause: float = 0.0, read_pause: float = 0.0):
@@ -96,10 +102,13 @@ class ConfirmingSink:
         self.read_pause = read_pause
         self.received = 0
         self.first: float | None = None
+        self.accepted: float | None = None
         self.confirmed: float | None = None
         self.connections = 0
         self.stopping = threading.Event()
+        self.accepting = threading.Event()
         self.listener = _listener()
+        self.listener.settimeout(CALL_LIMIT)  # a meter may build its bytes for a while first
         self.stamps = False
         if _SO_TIMESTAMPNS is not None:
             with contextlib.suppress(OSError):  # accepted sockets inherit the option
@@ -108,6 +117,7 @@ class ConfirmingSink:
         self.port = self.listener.getsockname()[1]
         self.thread = threading.Thread(target=self._run, name="exercise-sink", daemon=True)
         self.thread.start()
+        self.accepting.wait(SERVER_TIMEOUT)  # its accept() is about to wait for the meter
 
     def _first_read(self, conn: socket.socket, buffer: bytearray) -> int:
         if not self.stamps:
@@ -121,31 +131,56 @@ class ConfirmingSink:
         return n
 
     def _run(self) -> None:
-        try:
-            conn, _ = accept_ours(self.listener)
-        except OSError:
-            return
-        self.connections += 1
-        with conn:
-            conn.settimeout(SERVER_TIMEOUT)
-            buffer = bytearray(65536)
+        while True:
             try:
-                while self.received < self.nbytes:
-                    n = conn.recv_into(buffer) if self.received else self._first_read(conn, buffer)
-                    if not n:
-                        return  # the meter closed before sending everything
-                    self.received += n
-                    if self.read_pause and self.stopping.wait(self.read_pause):
-                        return  # the pause is the scenario (a slow reader), not a sync
-                if self.pause and self.stopping.wait(self.pause):
-                    return
-                self.confirmed = time.perf_counter()
-                conn.sendall(b"ok")
+                self.accepting.set()
+                conn, peer = self.listener.accept()
             except OSError:
                 return
+            self.accepted = time.perf_counter()
+            with conn:
+                if self._serve(conn, peer):
+                    return
+
+    def _serve(self, conn: socket.socket, peer) -> bool:
+        """Serve one connection; False when it was a stranger's (accept the next)."""
+        self.connections += 1
+        conn.settimeout(SERVER_TIMEOUT)
+        buffer = bytearray(65536)
+        try:
+            while self.received < self.nbytes:
+                n = conn.recv_into(buffer) if self.received else self._first_read(conn, buffer)
+                if not n:
+                    break  # the meter closed before sending everything
+                self.received += n
+                if self.read_pause and self.stopping.wait(self.read_pause):
+                    break  # the pause is the scenario (a slow reader), not a sync
+        except OSError:
+            pass
+        # accept_ours's test, only now: reading the kernel's tables holds the interpreter
+        # for milliseconds, which would delay the meter's clock in between
+        if not from_this_process(peer, toward=conn.getsockname()):
+            self.connections -= 1
+            self.received = 0
+            self.first = None
+            return False
+        if self.received < self.nbytes:
+            return True
+        try:
+            if self.pause and self.stopping.wait(self.pause):
+                return True
+            self.confirmed = time.perf_counter()
+            conn.sendall(b"ok")
+        except OSError:
+            pass
+        return True
 
     def close(self) -> None:
         self.stopping.set()
+        with contextlib.suppress(OSError, ValueError):
+            if self.accepted is None and select.select([self.listener], [], [], 0)[0]:
+                # a meter that connected, sent and left at once: take its bytes first
+                self.thread.join(SERVER_TIMEOUT + 1.0)
         with contextlib.suppress(OSError):
             self.listener.close()
         self.thread.join(SERVER_TIMEOUT + 1.0)
@@ -215,6 +250,7 @@ LOW_SLACK = 0.005  # a true clock reads at least the server's window: 0.5 % + 1 
 # ...and, started just before the first byte and stopped at b'ok', at most 0.1 % + 6 ms
 # above it (connecting inside the clock costs well under 1 ms on loopback)
 TIGHT_REL, TIGHT_ABS = 0.001, 0.006
+CALL_LIMIT = 10.0  # seconds for one call (a generator over 8 MB takes one or two)
 TIGHT_TRIALS = 5  # the machine may be busy at one b'ok': the best of up to 5 transfers counts
 
 
@@ -226,8 +262,11 @@ def _within(seconds: float, low: float, high: float) -> bool:
     return _lowest(low) <= seconds <= high * 1.01 + 0.001 + _RESOLUTION
 
 
-def _fits_tight(seconds: float, low: float) -> bool:
-    return _lowest(low) <= seconds <= low * (1 + TIGHT_REL) + TIGHT_ABS + _RESOLUTION
+def _fits_tight(seconds: float, low: float, longest: float, loose: float = 1) -> bool:
+    """Within the server's window: from its first byte (or the connection) to its b'ok'
+    (``loose`` times the slack, to name a mistake rather than to pass)."""
+    top = longest * (1 + TIGHT_REL) + loose * TIGHT_ABS + _RESOLUTION
+    return _lowest(low) <= seconds <= top
 
 
 def check_throughput(throughput) -> object:
@@ -248,19 +287,26 @@ def check_throughput(throughput) -> object:
                 span["end"] = time.perf_counter()
 
         try:
-            call = call_bounded(timed, sink.port, nbytes, timeout=6.0, on_timeout=sink.close)
+            call = call_bounded(timed, sink.port, nbytes, timeout=CALL_LIMIT, on_timeout=sink.close)
         finally:
             sink.close()
         if not call.finished:
+            if not sink.received:
+                raise Failure(
+                    "it was still running 10 s later, and had not sent a byte",
+                    "Build the bytes fast (bytes(nbytes) or b'x' * nbytes: a Python loop over "
+                    "millions of bytes takes seconds), connect, and sendall() them.",
+                    sent,
+                )
             if sink.received < nbytes:
                 raise Failure(
-                    f"it was still running 6 s later; the server had received "
+                    f"it was still running 10 s later; the server had received "
                     f"{sink.received:,} of {nbytes:,} bytes",
                     "Send all the bytes with sendall() (send() may send only part).",
                     sent,
                 )
             raise Failure(
-                "it was still running 6 s later, after the server had sent b'ok' and closed",
+                "it was still running 10 s later, after the server had sent b'ok' and closed",
                 "Read the server's reply (recv() returns b'ok', then b'' as it closes), "
                 "then return.",
                 sent,
@@ -308,23 +354,38 @@ def check_throughput(throughput) -> object:
                 "perf_counter_ns()) before the first sendall() and after the reply.",
                 sent,
             )
-        return value, sink.confirmed - sink.first, span["end"] - span["start"]
+        low = sink.confirmed - sink.first
+        longest = sink.confirmed - min(sink.first, sink.accepted or sink.first)
+        return value, low, span["end"] - span["start"], longest
 
-    def judge(nbytes: int, value, low: float, high: float, sent: str) -> None:
+    def mistake(nbytes: int, value, low: float, high: float):
+        """(what, hint) of the unit mistake this answer fits, if any."""
+        seconds = nbytes / (value * 1e6)
+        if _within(value, low, high):
+            return "it returned the elapsed time in seconds, not a rate", HINT_RATE
+        if _within(value * nbytes / 1e6, low, high):
+            return "it returned seconds per MB, not MB per second", HINT_RATE
+        for factor, unit, hint in UNIT_MISTAKES:
+            if _within(seconds / factor, low, high):
+                return f"the figure is {unit}, not MB/s", hint
+        return None
+
+    def judge(nbytes: int, value, low: float, high: float, sent: str, again) -> None:
         """The answer's time lies in [low, high] (server's window, call's duration), or a
-        Failure names the unit or the clock."""
+        Failure names the unit or the clock. A unit is named only when a second transfer
+        (``again()``, with another pause) fits it too: a clock stopped after sendall()
+        may read 1/1000 of the window once, by chance."""
         seconds = nbytes / (value * 1e6)  # the elapsed time this answer stands for
         if _within(seconds, low, high):
             return
-        whole = float(value).is_integer() and seconds > high
-        if _within(value, low, high):
-            raise Failure("it returned the elapsed time in seconds, not a rate", HINT_RATE, sent)
-        if _within(value * nbytes / 1e6, low, high):
-            raise Failure("it returned seconds per MB, not MB per second", HINT_RATE, sent)
-        for factor, unit, hint in UNIT_MISTAKES:
-            if _within(seconds / factor, low, high):
-                raise Failure(f"the figure is {unit}, not MB/s", hint, sent)
-        if whole:
+        if any(_within(seconds / factor, low, high) for factor, _, _ in UNIT_MISTAKES[:2]):
+            return  # MiB, 1024 x 1000: a few per cent, told apart by the closer look later
+        found = mistake(nbytes, value, low, high)
+        if found is not None:
+            value2, low2, high2, _ = again()
+            if mistake(nbytes, value2, low2, high2) == found:
+                raise Failure(*found, sent)
+        if float(value).is_integer() and seconds > high:
             raise Failure(f"it returned {value!r}, a whole number, too low", HINT_INTEGER, sent)
         if seconds < _lowest(low):
             if seconds >= 0.9 * low:
@@ -347,29 +408,42 @@ def check_throughput(throughput) -> object:
         )
 
     def transfer(nbytes: int, pause: float, read_pause: float, sent: str) -> None:
-        value, low, high = measure(nbytes, pause, read_pause, sent)
-        judge(nbytes, value, low, high, sent)
+        value, low, high, _ = measure(nbytes, pause, read_pause, sent)
+        judge(
+            nbytes, value, low, high, sent, lambda: measure(nbytes, pause + 0.3, read_pause, sent)
+        )
 
     def tight(nbytes: int, pause: float, sent: str) -> None:
         """Up to TIGHT_TRIALS transfers; one whose clock fits the server's window closely
         passes (the others may have met a busy machine as b'ok' came back)."""
         best = None
+
+        def again():
+            return measure(nbytes, 0.1, 0.0, sent)
+
         for trial in range(TIGHT_TRIALS):
-            value, low, high = measure(nbytes, pause, 0.0, sent)
-            judge(nbytes, value, low, high, sent)  # never below the window, whatever else
+            value, low, high, longest = measure(nbytes, pause, 0.0, sent)
+            judge(nbytes, value, low, high, sent, again)  # never below the window
             seconds = nbytes / (value * 1e6)
-            if _fits_tight(seconds, low):
+            if _fits_tight(seconds, low, longest):
                 return
-            over = seconds / low
-            best = over if best is None else min(best, over)
-            if trial and best > 1.25:
+            if best is None or seconds / longest < best[0] / best[2]:
+                best = (seconds, low, longest)
+            if trial and best[0] > 1.25 * best[2]:
                 break  # a quarter longer than the transfer, twice: no busy moment does that
         for factor, unit, hint in UNIT_MISTAKES[:2]:
-            if _fits_tight(best / factor, 1.0) or abs(best / factor - 1) <= TIGHT_REL:
-                raise Failure(f"the figure is {unit}, not MB/s", hint, sent)
+            seconds, low, longest = best
+            if _fits_tight(seconds / factor, low, longest, 3):
+                # a unit scales with the window, a clock started early adds a fixed time:
+                # a short window (b'ok' 0.1 s late) tells them apart
+                for _ in range(TIGHT_TRIALS):
+                    value, low, high, longest = again()
+                    if _fits_tight(nbytes / (value * 1e6) / factor, low, longest):
+                        raise Failure(f"the figure is {unit}, not MB/s", hint, sent)
+                break
         raise Failure(
             "the figure is too low: your clock ran longer than the transfer (longer than "
-            "from the first byte's arrival to the server's b'ok', on every try)",
+            "from the connection to the server's b'ok', on every try)",
             HINT_TOO_LONG,
             sent,
         )
@@ -538,6 +612,24 @@ def check_fetch_all(fetch_all) -> object:
         returned_none(call.result, sent)
         expected = [k.upper() for k in keys]
         got = call.result
+        if isinstance(got, list | tuple):
+            text = next((i for i, v in enumerate(got) if isinstance(v, str)), None)
+            if text is not None:
+                raise Failure(
+                    f"value {text + 1} came back as {describe_value(got[text])}",
+                    "Return the values as bytes, as they came from the socket: do not "
+                    "decode() them.",
+                    sent,
+                )
+            values = [bytes(v) for v in got if isinstance(v, bytes | bytearray)]
+            if len(got) < len(keys) and values == [v for v in expected if v]:
+                raise Failure(
+                    f"it returned {len(got)} values for {len(keys)} keys: the empty value "
+                    "is missing",
+                    "An empty value (length 0) is a value too: append b'' for it, or every "
+                    "value after it moves up one place in the list.",
+                    sent,
+                )
         if (
             not isinstance(got, list | tuple)
             or [bytes(v) for v in got if isinstance(v, bytes | bytearray)] != expected
@@ -610,23 +702,48 @@ def check_fetch_all(fetch_all) -> object:
 
 
 class RecordingSocket(socket.socket):
-    """A real socket that notes the sizes its user asks recv() for, and what it got."""
+    """A real socket that notes what its user asks recv() for, and what came of it."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.asked: list[int] = []
         self.received = 0
+        self.empties = 0  # b'' returned (the end of the stream), each time
+        self.would_block = 0  # BlockingIOError: nothing to read on a non-blocking socket
+        self.timeouts = 0  # TimeoutError: nothing came within the socket's timeout
+        self.peeked = False  # MSG_PEEK: looks at the data without taking it
+
+    def _asking(self, size: int, flags: int) -> None:
+        self.asked.append(size)
+        if flags & getattr(socket, "MSG_PEEK", 0):
+            self.peeked = True
+
+    def _failed(self, exc: OSError) -> None:
+        if isinstance(exc, BlockingIOError):
+            self.would_block += 1
+        elif isinstance(exc, TimeoutError):
+            self.timeouts += 1
 
     def recv(self, bufsize, flags=0):
-        self.asked.append(bufsize)
-        data = super().recv(bufsize, flags)
+        self._asking(bufsize, flags)
+        try:
+            data = super().recv(bufsize, flags)
+        except OSError as exc:
+            self._failed(exc)
+            raise
         self.received += len(data)
+        self.empties += not data
         return data
 
     def recv_into(self, buffer, nbytes=0, flags=0):
-        self.asked.append(nbytes or len(buffer))
-        n = super().recv_into(buffer, nbytes, flags)
+        self._asking(nbytes or len(buffer), flags)
+        try:
+            n = super().recv_into(buffer, nbytes, flags)
+        except OSError as exc:
+            self._failed(exc)
+            raise
         self.received += n
+        self.empties += not n
         return n
 
 
@@ -634,6 +751,8 @@ TRANSFER = 64_000_000
 BUDGET = 1.0  # a reader that has not finished within 1 s is slower than 64 MB/s
 ROUNDS = 5  # pairs of transfers (reference, learner's); the median ratio counts
 RATIO = 0.2  # passes at a fifth of the reference's speed or better
+MEMORY = 8 << 20  # "keep none of the data": at most 8 MiB at the peak, for 64 MB read
+PAUSE = 0.2  # the first transfer stops for 0.2 s half-way (a sender that is slow at times)
 
 
 def reference_count(sock) -> int:
@@ -643,9 +762,21 @@ def reference_count(sock) -> int:
     return total
 
 
-def _timed_read(reader, total: int = TRANSFER):
-    """Run ``reader(sock)`` while a thread sends ``total`` bytes; return
-    (call, seconds, received, asked) with seconds cut at BUDGET."""
+class Reading:
+    """What one read of a transfer gave: the call, its seconds (cut at the budget), the
+    bytes received, the socket (what was asked), and the peak memory (when traced)."""
+
+    def __init__(self, call, seconds, received, sock, peak):
+        self.call = call
+        self.seconds = seconds
+        self.received = received
+        self.sock = sock
+        self.peak = peak
+
+
+def _timed_read(reader, total: int = TRANSFER, budget: float = BUDGET, first=False):
+    """Run ``reader(sock)`` while a thread sends ``total`` bytes. ``first``: the sender
+    pauses half-way, and the reader's peak memory is traced (tracemalloc)."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
@@ -656,6 +787,7 @@ def _timed_read(reader, total: int = TRANSFER):
         sender, _ = listener.accept()
     sender.settimeout(SERVER_TIMEOUT)
     block = memoryview(bytes(range(256)) * 4096)  # 1 MiB
+    stopping = threading.Event()
 
     def send():
         try:
@@ -664,6 +796,9 @@ def _timed_read(reader, total: int = TRANSFER):
                 piece = block[: min(left, len(block))]
                 sender.sendall(piece)
                 left -= len(piece)
+                if first and left <= total // 2 < left + len(piece):
+                    if stopping.wait(PAUSE):  # the pause is the scenario, not a sync
+                        return
             sender.shutdown(socket.SHUT_WR)
         except OSError:
             pass
@@ -678,40 +813,99 @@ def _timed_read(reader, total: int = TRANSFER):
         finally:
             span["end"] = time.perf_counter()
 
+    # traced from here, and stopped here too, even if the reader never returns
+    tracing = first and not tracemalloc.is_tracing()
     try:
+        if tracing:
+            tracemalloc.start()
+        if first:
+            tracemalloc.reset_peak()
+            span["base"] = tracemalloc.get_traced_memory()[0]
         thread.start()
         started = time.perf_counter()
-        call = call_bounded(timed, sock, timeout=BUDGET, on_timeout=lambda: _closing(sock))
+        call = call_bounded(timed, sock, timeout=budget, on_timeout=lambda: _closing(sock))
         if call.finished:
             seconds = span["end"] - span["start"]
-            received = sock.received
         else:
             seconds = time.perf_counter() - started
-            received = sock.received
+        received = sock.received
+        if first:  # read here: the reader may still be running
+            span["peak"] = tracemalloc.get_traced_memory()[1] - span["base"]
     finally:
+        if tracing:
+            tracemalloc.stop()
+        stopping.set()
         _closing(sender)
         _closing(sock)
         thread.join(SERVER_TIMEOUT)
-    return call, seconds, received, list(sock.asked)
+    return Reading(call, seconds, received, sock, span.get("peak"))
+
+
+HINT_PEEK = (
+    "recv(n, socket.MSG_PEEK) looks at the data without taking it: every call returns the "
+    "same bytes again, and b'' never comes. Call sock.recv(size) without flags."
+)
+
+
+def _asked(sock: RecordingSocket) -> float:
+    return statistics.median(sock.asked) if sock.asked else 0
 
 
 def check_count_bytes(count_bytes) -> object:
-    """``count_bytes(sock)`` reads until EOF, returns the count, at a fair speed."""
-    state = {}
+    """``count_bytes(sock)`` reads until EOF, returns the count, keeps no data, at a
+    fair speed."""
+    sent = f"{TRANSFER:,} bytes (a {PAUSE:g} s pause half-way), then the sender closes"
+
+    def kept_too_much(reading) -> None:
+        sock = reading.sock
+        if reading.peak is not None and reading.peak > MEMORY:
+            typical = _asked(sock)
+            what = f"its memory grew by more than {MEMORY >> 20} MiB while it read"
+            if typical >= 4 << 20:
+                hint = (
+                    f"Your reads ask for {typical:,.0f} bytes at a time: recv(n) first "
+                    "allocates n bytes (and recv_into needs a buffer that big). 64 KiB to "
+                    "1 MiB is plenty; reuse one buffer with recv_into, or let recv() "
+                    "allocate a small one."
+                )
+            else:
+                hint = (
+                    "Your function kept the data: `data += chunk` (bytes or bytearray), a "
+                    "list of chunks, or makefile().read() hold all of it. Count len(chunk) "
+                    "and keep nothing: the chunk is dropped at the next recv()."
+                )
+            raise Failure(what, hint, sent)
 
     def counts():
-        call, seconds, received, asked = _timed_read(count_bytes)
-        state["first"] = (call, seconds, received, asked)
-        sent = f"{TRANSFER:,} bytes, then the sender closes"
+        reading = _timed_read(count_bytes, budget=3.0, first=True)
+        call, sock = reading.call, reading.sock
+        if sock.peeked:
+            raise Failure("it read with MSG_PEEK", HINT_PEEK, sent)
+        if sock.would_block > 100:
+            raise Failure(
+                "recv() raised BlockingIOError over and over: the loop spun while no data had come",
+                "On a non-blocking socket recv() raises at once when nothing has come, and "
+                "`continue` turns that into a busy loop at 100 % CPU. Leave the socket "
+                "blocking (it waits in the kernel, using no CPU) and stop at b''; or wait "
+                "for readability with selectors before each recv().",
+                sent,
+            )
+        if not call.finished and sock.empties > 1:
+            raise Failure(
+                "it did not return after the sender had closed",
+                "recv() returns b'' at the end of the stream: stop there (`if not "
+                "chunk: break`, compare with b''; `chunk is None` is never true).",
+                sent,
+            )
         if not call.finished:
-            if received >= TRANSFER:
+            kept_too_much(reading)
+            if sock.empties:
                 raise Failure(
                     "it did not return after the sender had closed",
-                    "recv() returns b'' at the end of the stream: stop there (`if not chunk: "
-                    "break`, compare with b'').",
+                    "recv() returns b'' at the end of the stream: stop there and return.",
                     sent,
                 )
-            return  # too slow to finish: the next check says why
+            return  # too slow to finish: the speed check says why
         if call.error is not None:
             raise Failure(
                 f"it raised {describe_exception(call.error)}",
@@ -726,31 +920,35 @@ def check_count_bytes(count_bytes) -> object:
                 "Return the count, an int: add up len(chunk) (and keep no copy of the data).",
                 sent,
             )
+        if sock.timeouts and not sock.empties and result != TRANSFER:
+            raise Failure(
+                f"it returned {describe_value(result)} when a recv() timed out in the pause",
+                "A timeout is not the end of the stream: the sender may just be slow. Only "
+                "b'' means that it closed: keep a timeout that only a vanished sender "
+                "reaches (seconds, not milliseconds), and stop at b''.",
+                sent,
+            )
         if isinstance(result, bool) or not isinstance(result, int) or result != TRANSFER:
             raise Failure(
                 f"it returned {describe_value(result)}",
                 "Add up len(chunk) of every recv() until it returns b'', and return the sum.",
                 sent,
             )
+        kept_too_much(reading)
 
     def fast_enough():
-        call, seconds, received, asked = state["first"]
         ratios = []
-        learner_rates = [received / seconds]
-        reference_rates = []
-        for index in range(ROUNDS):
-            _, ref_seconds, ref_received, _ = _timed_read(reference_count)
-            reference_rates.append(ref_received / ref_seconds)
-            if index:
-                call, seconds, received, asked = _timed_read(count_bytes)
-                learner_rates.append(received / seconds)
-            ratios.append(learner_rates[-1] / reference_rates[-1])
-            if not call.finished and index == 0:
+        last = None
+        for _ in range(ROUNDS):
+            ref = _timed_read(reference_count)
+            last = _timed_read(count_bytes)
+            ratios.append((last.received / last.seconds) / (ref.received / ref.seconds))
+            if not last.call.finished:
                 break  # a reader cut off at BUDGET is far below RATIO: one round says it
         ratio = statistics.median(ratios)
         if ratio >= RATIO:
             return
-        typical = statistics.median(asked) if asked else 0
+        typical = _asked(last.sock)
         what = (
             f"it read at {_times(ratio)} the speed of a recv(65536) loop on the same "
             "transfers (a fifth passes)"
@@ -761,24 +959,18 @@ def check_count_bytes(count_bytes) -> object:
                 "call with a fixed cost, whatever it returns: ask for more per call "
                 "(65536, or 1 MiB), and the same data takes far fewer calls."
             )
-        elif typical >= 8 << 20:
-            hint = (
-                f"Your reads ask for {typical:,.0f} bytes at a time: recv(n) first allocates "
-                "n bytes, and returns at most what the socket buffer holds. 64 KiB to 1 MiB "
-                "is plenty."
-            )
         else:
             hint = (
                 "Your recv size is fine: the time goes elsewhere. Keeping the data costs: "
-                "`data += chunk` on bytes copies everything received so far at every step, "
-                "and even a list of chunks fills memory. Count len(chunk) and keep nothing."
+                "`data += chunk` on bytes copies everything received so far at every step. "
+                "Count len(chunk) and keep nothing."
             )
         raise Failure(what, hint, f"{TRANSFER:,} bytes, {ROUNDS} rounds beside recv(65536)")
 
     return run_checks(
         "count_bytes(sock)",
         [
-            ("counts 64,000,000 bytes and returns at the end", counts),
+            ("counts 64,000,000 bytes, keeps none of them, returns at the end", counts),
             ("at least a fifth of the speed of recv(65536)", fast_enough),
         ],
         function=count_bytes,
