@@ -462,11 +462,21 @@ def selectors_server(port):
 async def asyncio_server(port):
     store = {}
 
+    async def read_exactly(reader, n):
+        """readexactly, with the idle timeout on each read (it restarts with every byte)."""
+        data = b""
+        while len(data) < n:
+            chunk = await asyncio.wait_for(reader.read(n - len(data)), IDLE_TIMEOUT)
+            if not chunk:
+                raise asyncio.IncompleteReadError(data, n)
+            data += chunk
+        return data
+
     async def handle(reader, writer):
         try:
             while True:
                 try:
-                    head = await asyncio.wait_for(reader.readexactly(7), IDLE_TIMEOUT)
+                    head = await read_exactly(reader, 7)
                 except asyncio.IncompleteReadError:
                     return
                 op, key_length, value_length = HEADER.unpack(head)
@@ -475,9 +485,7 @@ async def asyncio_server(port):
                     writer.write(RESPONSE.pack(fault, 0))
                     await writer.drain()
                     return
-                body = await asyncio.wait_for(
-                    reader.readexactly(key_length + value_length), IDLE_TIMEOUT
-                )
+                body = await read_exactly(reader, key_length + value_length)
                 key, value = body[:key_length], body[key_length:]
                 status, result = answer(store, op, key, value, threading.Lock())
                 writer.write(RESPONSE.pack(status, len(result)) + result)

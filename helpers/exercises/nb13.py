@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
+import logging
+import select
 import socket
 import struct
 import threading
@@ -117,6 +120,26 @@ HINT_BINARY = (
     "Keys and values are bytes of any value (b'\\x00', b'\\r\\n', ...): cut them by their "
     "lengths from the header, never by a delimiter, and do not decode or strip them."
 )
+HINT_HEADER_FIELDS = (
+    "The header is 7 bytes: op 1 byte ('c'), key length 2 bytes ('H'), value length 4 bytes "
+    "('I'), all big-endian: unpack it with struct.Struct('!cHI'). A wrong field size "
+    "('B' for the key length) or byte order ('<') reads lengths that look huge."
+)
+HINT_OFFSET = (
+    "The key starts right after the 7-byte header (at start + REQUEST_HEADER.size) and the "
+    "value right after the key: your slices start at the wrong byte."
+)
+HINT_REST_SLICED = (
+    "rest is only what comes after the last complete request: slice off the bytes you have "
+    "taken out (data[start:]), or the server answers the same requests again."
+)
+HINT_APPEND_VALUE = (
+    "APPEND carries a value, like SET: only GET and DEL must have a value length of 0."
+)
+HINT_BYTES = (
+    "Return key and value as bytes (bytes(view[a:b])), not memoryview slices: the server "
+    "stores them, and a memoryview keeps the whole receive buffer alive."
+)
 HINT_STOP_AT_ERROR = (
     "Requests before a malformed one are answered: keep them in the list, then the "
     "('ERROR', status, b'') entry, and stop there (nothing after it can be trusted)."
@@ -139,6 +162,13 @@ PARSE_CASES = [
         "one SET",
     ),
     (_get(b"name")[:3], [], _get(b"name")[:3], HINT_INCOMPLETE, "3 bytes of a header"),
+    (
+        b"X\x00",
+        [],
+        b"X\x00",
+        HINT_INCOMPLETE,
+        "2 bytes of a header whose op is unknown (not judged before all 7 bytes are there)",
+    ),
     (
         encode_request("SET", b"name", b"Ada")[:9],
         [],
@@ -256,6 +286,16 @@ def _normalise(result):
     return normal, bytes(rest)
 
 
+def _has_memoryview(result) -> bool:
+    requests = result[0] if isinstance(result, tuple | list) and len(result) == 2 else []
+    return any(
+        isinstance(part, memoryview)
+        for request in (requests if isinstance(requests, list | tuple) else [])
+        if isinstance(request, tuple | list)
+        for part in request
+    )
+
+
 def _show_requests(requests) -> str:
     shown = []
     for op, key, value in requests:
@@ -297,28 +337,46 @@ def _parse_case(func, data, expected, rest, hint, title):
             raise Failure(
                 f"the requests were {_show_requests(requests)}, expected "
                 f"{_show_requests(expected)}",
-                _diagnose_parse(requests, expected, hint),
+                _diagnose_parse(requests, expected, hint, data),
                 sent,
             )
         if rest is not None and got_rest != rest:
+            consumed = len(got_rest) > len(rest) and got_rest.endswith(rest) and requests
             raise Failure(
                 f"rest was {show_bytes(got_rest)}, expected {show_bytes(rest)}",
-                HINT_INCOMPLETE if rest else HINT_SEVERAL,
+                HINT_REST_SLICED if consumed else HINT_INCOMPLETE if rest else HINT_SEVERAL,
                 sent,
             )
+        if _has_memoryview(call.result):
+            raise Failure("a key or value was a memoryview, not bytes", HINT_BYTES, sent)
 
     return check
 
 
-def _diagnose_parse(requests, expected, hint) -> str:
+def _diagnose_parse(requests, expected, hint, data=b"") -> str:
     if any(op in ("G", "S", "D", "A", b"G", b"S", b"D", b"A") for op, _, _ in requests):
         return (
             "op is the name, a str: map b'G' to 'GET', b'S' to 'SET', b'D' to 'DEL' and "
             "b'A' to 'APPEND' (nb13.OPS is that table)."
         )
+    first = next(
+        (i for i, (a, b) in enumerate(zip(requests, expected, strict=False)) if a != b), None
+    )
+    if first is not None:
+        got, wanted = requests[first], expected[first]
+        if got[:2] == ("ERROR", BAD_REQUEST) and wanted[0] == "APPEND":
+            return HINT_APPEND_VALUE
+        if (
+            got[0] == wanted[0] != "ERROR"
+            and isinstance(got[1], bytes)
+            and got[1] != wanted[1]
+            and len(got[1]) == len(wanted[1])
+            and got[1] in data
+        ):
+            return HINT_OFFSET  # the key's length is right, its slice is not
     if requests and requests[-1][0] == "ERROR" and requests[-1][1] == TOO_LARGE:
         if not (expected and expected[-1][0] == "ERROR"):
-            return HINT_LIMIT_EDGE if hint is HINT_LIMIT_EDGE else HINT_BYTE_ORDER
+            return HINT_LIMIT_EDGE if hint is HINT_LIMIT_EDGE else HINT_HEADER_FIELDS
     return hint
 
 
@@ -468,6 +526,106 @@ HINT_STOP = (
 )
 
 
+HINT_ERROR_EMPTY = (
+    "A BAD_REQUEST or TOO_LARGE response has an empty value (value length 0): the status "
+    "says it all. A message in the value is a reply the client does not expect."
+)
+HINT_ANSWER_AT_ONCE = (
+    "Answer a bad header at once, from the header alone: do not read the key and value it "
+    "announces first (they may never come, or be 4 GB), then close."
+)
+HINT_LIMIT_EDGE_SERVER = (
+    "MAX_KEY and MAX_VALUE themselves are allowed: refuse only lengths greater than them "
+    "(>, not >=)."
+)
+HINT_APPEND_LIMIT = (
+    "An APPEND whose result would be longer than MAX_VALUE gets TOO_LARGE (and the value "
+    "stays as it was): compare len(old) + len(value) with MAX_VALUE before storing."
+)
+HINT_SET_REPLY = "SET answers OK with an empty value (value length 0), not the value it stored."
+HINT_DEL_MISSING = "DEL of a key that does not exist answers NOT_FOUND; DEL of one that exists, OK."
+HINT_EMPTY_EXISTS = (
+    "An empty value is a value: after SET of b'', GET answers OK with b''. Test `key in "
+    "store`, not the value's truth (b'' is false)."
+)
+HINT_APPEND_MISSING = (
+    "APPEND to a missing key counts the old value as b'': store the value, answer OK "
+    "(store.get(key, b'') + value)."
+)
+HINT_IDLE_RESTARTS = (
+    "IDLE_TIMEOUT counts from the last byte that arrived, not from the start of the "
+    "connection or of the request: a client that keeps sending, however slowly, is not "
+    "idle. Put the timeout on each recv() (conn.settimeout(IDLE_TIMEOUT) does that)."
+)
+HINT_IDLE_BETWEEN = (
+    "The idle timeout also counts between requests: a client that got its answer and sends "
+    "nothing more for IDLE_TIMEOUT is closed too (conn.settimeout(IDLE_TIMEOUT) for every "
+    "recv(), not only inside a request)."
+)
+HINT_SENDALL = (
+    "send() may send only part of a reply (whatever fits in the socket's buffer) and "
+    "returns how much: use sendall(), which sends it all."
+)
+
+# the same advice for an asyncio server (streams, tasks, one thread)
+ASYNCIO_HINTS = {
+    HINT_IDLE: (
+        "Put a timeout on every read: `await asyncio.wait_for(reader.read(65536), "
+        "IDLE_TIMEOUT)` (or `async with asyncio.timeout(IDLE_TIMEOUT):`), and close the "
+        "connection on TimeoutError: without it a client that sends half a request and stops "
+        "holds a task and a socket for ever (slowloris)."
+    ),
+    HINT_IDLE_RESTARTS: (
+        "IDLE_TIMEOUT counts from the last byte that arrived, not from the start of the "
+        "connection or of the request: a client that keeps sending, however slowly, is not "
+        "idle. Put asyncio.wait_for(..., IDLE_TIMEOUT) around each reader.read(), not around "
+        "a readexactly() of a whole request or the whole conversation."
+    ),
+    HINT_IDLE_BETWEEN: (
+        "The idle timeout also counts between requests: a client that got its answer and "
+        "sends nothing more for IDLE_TIMEOUT is closed too (asyncio.wait_for around every "
+        "read, the one that waits for the next header included)."
+    ),
+    HINT_RACE: (
+        "Updates were lost: APPEND reads the old value and writes the new one, and another "
+        "task ran in between (an `await` between the read and the write lets it). Do the "
+        "read-modify-write with no `await` in the middle, or hold an asyncio.Lock around it."
+    ),
+    HINT_VANISH: (
+        "A client can close or reset in the middle of a request: reader.read() then returns "
+        "b'' (readexactly raises IncompleteReadError) or raises ConnectionResetError, and "
+        "writer.drain() can raise BrokenPipeError. Catch ConnectionError in the handler too, "
+        "close the writer, and never apply a request that did not arrive whole."
+    ),
+    HINT_ONE_AT_A_TIME: (
+        "Your server serves one client at a time: a blocking call (time.sleep, sock.recv, a "
+        "loop without `await`) in a coroutine stops the whole event loop. Await every read "
+        "and write (reader.read, writer.drain), so that other clients' tasks run meanwhile."
+    ),
+    HINT_CLOSE: (
+        "When reader.read() returns b'', the client has finished: writer.close() (and await "
+        "writer.wait_closed()), or every client leaves a socket open in your server."
+    ),
+    HINT_CLOSE_AFTER_ERROR: (
+        "After a BAD_REQUEST or TOO_LARGE reply the bytes that follow cannot be trusted: "
+        "return from the handler and writer.close() the connection."
+    ),
+    HINT_STOP: (
+        "srv.stop() must end every connection: it cancels the loop's tasks, so do not catch "
+        "asyncio.CancelledError (or BaseException) in your handler, and close the writer in "
+        "a finally."
+    ),
+    HINT_SENDALL: (
+        "writer.write() queues the whole reply: follow it with `await writer.drain()` so "
+        "that a client that reads slowly holds back your handler, not your memory."
+    ),
+    HINT_CONCURRENT: (
+        "With 100 clients connected at once, each must get its own answers back: one task per "
+        "connection (asyncio.start_server does that), each with its own buffer."
+    ),
+}
+
+
 def _status_name(status) -> str:
     return STATUS_NAMES.get(status, f"status {status}")
 
@@ -518,15 +676,26 @@ def _read_replies(sock, server, count, timeout=REPLY_TIMEOUT):
 
 def _looks_little_endian(reply: _Reply) -> bool:
     raw = reply.raw
-    if len(raw) >= _RESPONSE.size:
+    if len(raw) >= _RESPONSE.size and _RESPONSE.unpack_from(raw)[1] > MAX_VALUE:
         swapped = struct.unpack_from("<BI", raw)[1]
         return swapped <= MAX_VALUE and len(raw) >= _RESPONSE.size + swapped
     return False
 
 
-def _expect(server, sock, expected, sent, hint, timeout=REPLY_TIMEOUT):
-    """Read replies from ``sock``; check they are ``expected`` (pairs of status, value)."""
+def _expect(server, sock, expected, sent, hint, timeout=REPLY_TIMEOUT, too_large=None):
+    """Read replies from ``sock``; check they are ``expected`` (pairs of status, value).
+
+    ``too_large`` is the hint for a TOO_LARGE that should not be (default: the byte order).
+    """
+    started = time.monotonic()
     replies = _read_replies(sock, server, len(expected), timeout=timeout)
+    waited = time.monotonic() - started
+    return _expect_replies(replies, expected, sent, hint, too_large, waited)
+
+
+def _expect_replies(
+    replies, expected, sent, hint, too_large=None, waited=0.0, dropped=HINT_PIPELINE
+):
     for index, (reply, (status, value)) in enumerate(zip(replies, expected, strict=False)):
         if reply.status == status and reply.value == value:
             continue
@@ -537,15 +706,25 @@ def _expect(server, sock, expected, sent, hint, timeout=REPLY_TIMEOUT):
             raise Failure(
                 f"{number}{reply!r}, expected {_status_name(status)}: a request within the "
                 "limits was refused",
-                HINT_BYTE_ORDER + " (The lengths looked huge to your server.)",
+                too_large or HINT_BYTE_ORDER + " (The lengths looked huge to your server.)",
                 sent,
             )
-        if reply.status is None and reply.how in ("eof", "reset") and index > 0 and not reply.raw:
-            raise Failure(
-                f"{number}the server closed the connection ({reply.how}) after {index} replies",
-                HINT_KEEP_OPEN,
-                sent,
-            )
+        if reply.status is None and index > 0 and not reply.raw:
+            if reply.how == "timeout" or waited > IDLE_TIMEOUT * 0.75:
+                # all the requests had been sent: the server dropped those after the first
+                raise Failure(
+                    f"{number}the server answered {index} of the {len(expected)} requests, "
+                    "then nothing more"
+                    + (" (then it closed the idle connection)" if reply.how != "timeout" else ""),
+                    dropped,
+                    sent,
+                )
+            if reply.how in ("eof", "reset"):
+                raise Failure(
+                    f"{number}the server closed the connection ({reply.how}) after {index} replies",
+                    HINT_KEEP_OPEN,
+                    sent,
+                )
         wanted = f"{_status_name(status)} {show_bytes(value, 24)}"
         raise Failure(f"{number}{reply!r}, expected {wanted}", hint, sent)
     return replies
@@ -555,24 +734,37 @@ def _attack_basics(srv):
     sent = "on one connection: SET, GET, GET of a missing key, DEL, GET, DEL again, APPEND"
     with connect(srv) as sock:
         steps = [
-            (encode_request("SET", b"basics:name", b"Ada"), (OK, b"")),
-            (encode_request("GET", b"basics:name"), (OK, b"Ada")),
-            (encode_request("GET", b"basics:nobody"), (NOT_FOUND, b"")),
-            (encode_request("DEL", b"basics:name"), (OK, b"")),
-            (encode_request("GET", b"basics:name"), (NOT_FOUND, b"")),
-            (encode_request("DEL", b"basics:name"), (NOT_FOUND, b"")),
-            (encode_request("APPEND", b"basics:log", b"a"), (OK, b"")),
-            (encode_request("APPEND", b"basics:log", b"b"), (OK, b"")),
-            (encode_request("GET", b"basics:log"), (OK, b"ab")),
-            (encode_request("SET", b"basics:bin", bytes(range(256))), (OK, b"")),
-            (encode_request("GET", b"basics:bin"), (OK, bytes(range(256)))),
-            (encode_request("SET", b"basics:empty", b""), (OK, b"")),
-            (encode_request("GET", b"basics:empty"), (OK, b"")),
+            # (request, expected reply, the hint when the reply's status is the given one)
+            (encode_request("SET", b"basics:name", b"Ada"), (OK, b""), (HINT_SET_REPLY, OK)),
+            (encode_request("GET", b"basics:name"), (OK, b"Ada"), None),
+            (encode_request("GET", b"basics:nobody"), (NOT_FOUND, b""), None),
+            (encode_request("DEL", b"basics:name"), (OK, b""), (HINT_DEL_MISSING, NOT_FOUND)),
+            (encode_request("GET", b"basics:name"), (NOT_FOUND, b""), None),
+            (encode_request("DEL", b"basics:name"), (NOT_FOUND, b""), (HINT_DEL_MISSING, OK)),
+            (
+                encode_request("APPEND", b"basics:log", b"a"),
+                (OK, b""),
+                (HINT_APPEND_MISSING, NOT_FOUND),
+            ),
+            (encode_request("APPEND", b"basics:log", b"b"), (OK, b""), None),
+            (encode_request("GET", b"basics:log"), (OK, b"ab"), None),
+            (
+                encode_request("SET", b"basics:bin", bytes(range(256))),
+                (OK, b""),
+                (HINT_SET_REPLY, OK),
+            ),
+            (encode_request("GET", b"basics:bin"), (OK, bytes(range(256))), None),
+            (encode_request("SET", b"basics:empty", b""), (OK, b""), None),
+            (encode_request("GET", b"basics:empty"), (OK, b""), (HINT_EMPTY_EXISTS, NOT_FOUND)),
         ]
-        for number, (request, expected) in enumerate(steps, 1):
+        for number, (request, expected, special) in enumerate(steps, 1):
             sock.sendall(request)
             try:
-                _expect(srv, sock, [expected], sent, HINT_CONVERSATION)
+                replies = _read_replies(sock, srv, 1)
+                step_hint = HINT_CONVERSATION
+                if special is not None and replies[0].status == special[1]:
+                    step_hint = special[0]
+                _expect_replies(replies, [expected], sent, step_hint)
             except Failure as failure:
                 if number > 1 and failure.what.startswith(
                     ("no complete reply (eof", "no complete reply (reset")
@@ -582,7 +774,7 @@ def _attack_basics(srv):
                         HINT_KEEP_OPEN,
                         sent,
                     )
-                elif number > 1:
+                else:
                     failure.what = f"request {number} of {len(steps)}: {failure.what}"
                 raise failure from None
 
@@ -619,7 +811,42 @@ def _attack_value_pieces(srv):
             sock.sendall(request[: _REQUEST.size + 5])
             _send_settled(srv, sock, request[_REQUEST.size + 5 :], 4096)
             sock.sendall(encode_request("GET", b"big:k"))
-        _expect(srv, sock, [(OK, b""), (OK, value)], sent, HINT_VALUE_PIECES)
+        _expect(
+            srv,
+            sock,
+            [(OK, b""), (OK, value)],
+            sent,
+            HINT_VALUE_PIECES,
+            too_large=HINT_LIMIT_EDGE_SERVER,
+        )
+    # A client with a small receive buffer asks for the value SLOW_GETS times in one send():
+    # the replies (6.5 MB) do not fit in the server's socket buffer at once, so one send()
+    # of them all sends only a part (a few MB on Linux), and sendall() sends the rest.
+    sent = (
+        f"{SLOW_GETS} GETs of that value in one send(), by a client whose receive buffer is small"
+    )
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window
+        sock.settimeout(REPLY_TIMEOUT)
+        sock.connect(("127.0.0.1", srv.port))
+        sock.sendall(_get(b"big:k") * SLOW_GETS)
+        started = time.monotonic()
+        replies = _read_replies(sock, srv, SLOW_GETS)
+        waited = time.monotonic() - started
+        good = next(
+            (i for i, r in enumerate(replies) if (r.status, r.value) != (OK, value)), len(replies)
+        )
+        if 1 < good < SLOW_GETS and all(r.status in (OK, None) for r in replies):
+            raise Failure(
+                f"not all {SLOW_GETS} replies came whole: the stream stopped in the middle of "
+                "one, and no more came",
+                HINT_SENDALL,
+                sent,
+            )
+        _expect_replies(replies, [(OK, value)] * SLOW_GETS, sent, HINT_SENDALL, waited=waited)
+
+
+SLOW_GETS = 100
 
 
 def _attack_pipeline(srv):
@@ -652,6 +879,12 @@ def _expect_refused(srv, data: bytes, status: int, sent: str, hint: str) -> None
             else:
                 what = f"the reply was {reply!r}"
             raise Failure(f"{what}, expected {_status_name(status)}", hint, sent)
+        if reply.value:
+            raise Failure(
+                f"the reply was {reply!r}, expected {_status_name(status)} b''",
+                HINT_ERROR_EMPTY,
+                sent,
+            )
         _, how = read_to_eof(sock, srv, timeout=IDLE_TIMEOUT / 2)
         if how not in ("eof", "reset"):
             raise Failure(
@@ -703,7 +936,14 @@ def _attack_oversized(srv):
         sock.sendall(
             encode_request("SET", b"limit:k", value) + encode_request("APPEND", b"limit:k", b"y")
         )
-        _expect(srv, sock, [(OK, b""), (TOO_LARGE, b"")], sent, HINT_LIMITS)
+        _expect(
+            srv,
+            sock,
+            [(OK, b""), (TOO_LARGE, b"")],
+            sent,
+            HINT_APPEND_LIMIT,
+            too_large=HINT_LIMIT_EDGE_SERVER,
+        )
     with connect(srv) as sock:
         sock.sendall(_get(b"limit:k"))
         _expect(
@@ -737,15 +977,62 @@ def _expect_either(srv, data, sent):
             sock.sendall(data)
         reply = _read_replies(sock, srv, 1)[0]
         if reply.status not in (BAD_REQUEST, TOO_LARGE):
-            raise Failure(f"the reply was {reply!r}, expected BAD_REQUEST", HINT_BAD_INPUT, sent)
+            if reply.status is None and reply.how == "timeout":
+                raise Failure(
+                    f"no reply within {REPLY_TIMEOUT:g} s, expected BAD_REQUEST or TOO_LARGE "
+                    "(its key length is 0x4554, over MAX_KEY)",
+                    HINT_ANSWER_AT_ONCE,
+                    sent,
+                )
+            raise Failure(
+                f"the reply was {reply!r}, expected BAD_REQUEST or TOO_LARGE", HINT_BAD_INPUT, sent
+            )
+        if reply.value:
+            raise Failure(
+                f"the reply was {reply!r}, expected an empty value", HINT_ERROR_EMPTY, sent
+            )
     _still_serves(srv, sent, HINT_BAD_INPUT)
 
 
+PACE = 0.5  # seconds between the pieces of client D's slow request (well within IDLE_TIMEOUT)
+
+
+def _watch(socks: dict, ended: dict, until: float, pace: bool = True) -> None:
+    """Until ``until``, note when each socket of ``socks`` (socket -> name) ends: ``ended``
+    gets name -> (how, when). The pause between client D's pieces is this wait (``pace``);
+    without ``pace`` it returns as soon as every socket has ended."""
+    while True:
+        left = until - time.monotonic()
+        waiting = [sock for sock, name in socks.items() if name not in ended]
+        if left <= 0 or not (waiting or pace):
+            return
+        if not waiting:
+            threading.Event().wait(left)  # a deliberate pace (D is slow), not a synchronisation
+            return
+        readable, _, _ = select.select(waiting, [], [], left)
+        for sock in readable:
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                ended[socks[sock]] = ("reset", time.monotonic())
+                continue
+            if not data:
+                ended[socks[sock]] = ("eof", time.monotonic())
+
+
 def _attack_slow_client(srv):
-    sent = "client A sends 3 bytes of a header and stalls; client B sends SET and GET"
-    with connect(srv) as slow:
+    sent = (
+        "client A sends 3 bytes of a header and stalls; client B sends SET and GET; client C "
+        f"gets an answer, then sends nothing; client D sends a SET a piece every {PACE:g} s"
+    )
+    request = encode_request("SET", b"slow:d", bytes(range(60)))
+    with connect(srv) as slow, connect(srv) as quiet, connect(srv) as trickle:
+        quiet.sendall(_get(b"slow:c"))
+        _expect(srv, quiet, [(NOT_FOUND, b"")], sent, HINT_CONVERSATION)
+        quiet_since = time.monotonic()
         slow.sendall(_get(b"slow:k")[:3])
         started = time.monotonic()
+        trickle.sendall(request[:5])
         try:
             with socket.create_connection(("127.0.0.1", srv.port), timeout=REPLY_TIMEOUT) as b:
                 b.sendall(encode_request("SET", b"slow:b", b"B") + _get(b"slow:b"))
@@ -754,23 +1041,49 @@ def _attack_slow_client(srv):
             raise Failure(
                 f"client B got {describe_exception(exc)}", HINT_ONE_AT_A_TIME, sent
             ) from None
-        if [(r.status, r.value) for r in replies] != [(OK, b""), (OK, b"B")]:
+        got = [(r.status, r.value) for r in replies]
+        if got != [(OK, b""), (OK, b"B")]:
+            if got[:1] == [(OK, b"")]:
+                raise Failure(
+                    "client B's SET was answered, but not its GET (sent in the same send())",
+                    HINT_PIPELINE,
+                    sent,
+                )
             raise Failure(
-                f"client B got {replies[0]!r} within 1.5 s while client A stalled",
+                f"client B's SET got {replies[0]!r} within 1.5 s while client A stalled",
                 HINT_ONE_AT_A_TIME,
                 sent,
             )
-        _, how = read_to_eof(slow, srv, timeout=IDLE_TIMEOUT + 2.0 - (time.monotonic() - started))
-        waited = time.monotonic() - started
-        if how not in ("eof", "reset"):
+        ended: dict = {}
+        watched = {slow: "A", quiet: "C"}
+        pieces = [request[i : i + 12] for i in range(5, len(request), 12)]
+        next_piece = started + PACE
+        for piece in pieces:
+            _watch(watched, ended, next_piece)
+            next_piece += PACE
+            try:
+                trickle.sendall(piece)
+            except OSError:
+                break  # closed: the reply below says how
+        replies = _read_replies(trickle, srv, 1)
+        if replies[0].status != OK:
             raise Failure(
-                f"client A's connection was still open {IDLE_TIMEOUT + 2:g} s later",
-                HINT_IDLE,
+                f"client D, which sent a piece every {PACE:g} s for {len(pieces) * PACE:g} s, got "
+                f"{replies[0]!r}, expected OK",
+                HINT_IDLE_RESTARTS,
                 sent,
             )
-        if waited < IDLE_TIMEOUT / 2:
+        _watch(watched, ended, started + IDLE_TIMEOUT + 2.0, pace=False)
+    for name, since, hint in (("A", started, HINT_IDLE), ("C", quiet_since, HINT_IDLE_BETWEEN)):
+        if name not in ended:
             raise Failure(
-                f"client A's connection was closed after less than {IDLE_TIMEOUT / 2:g} s",
+                f"client {name}'s connection was still open {IDLE_TIMEOUT + 2:g} s later",
+                hint,
+                sent,
+            )
+        if ended[name][1] - since < IDLE_TIMEOUT / 2:
+            raise Failure(
+                f"client {name}'s connection was closed after less than {IDLE_TIMEOUT / 2:g} s",
                 HINT_TOO_EARLY,
                 sent,
             )
@@ -815,7 +1128,7 @@ def _attack_reset_while_sending(srv):
 
 
 CLIENTS = 100
-APPENDS = 5
+APPENDS = 5  # 8-byte tokens per client, all in one send()
 
 
 WAVE = 5  # clients that connect at the same time: the seed's listen(5) queues them all
@@ -837,6 +1150,20 @@ def _attack_hundred(srv):
     # second or more later). Then all of them, connected at once, talk at once.
     socks: list[socket.socket] = []
     answered: list[float] = []  # when each client's SET was answered
+    # Under the GIL a thread is switched only at certain points: between APPEND's read
+    # of the old value and its write of the new one there may be none, and a missing lock
+    # would go unseen. While the clients APPEND, every thread of the server gives the
+    # others their turn after each call of a C function (store.get(), len(), ...): the
+    # window opens, and an APPEND without a lock loses updates, as it would in production.
+    ours = {threading.get_ident()}
+    racing = threading.Event()
+
+    def give_way(frame, event, arg):
+        if event == "c_return" and racing.is_set() and threading.get_ident() not in ours:
+            time.sleep(0)  # releases the GIL: another thread runs now
+
+    previous_profile = threading.getprofile()
+    threading.setprofile(give_way)  # for the threads the server starts from now on
     deadline = time.monotonic() + 8.0  # for all the SETs: a server that serves one client
     try:  # at a time answers the first, then waits for it (IDLE_TIMEOUT) before the next
         for start in range(0, CLIENTS, WAVE):
@@ -858,29 +1185,32 @@ def _attack_hundred(srv):
                         sent,
                     )
 
-        def ask(index, request):
+        def ask(index, request, count=1):
             sock = socks[index]
             sock.sendall(request)
-            reply = _read_replies(sock, srv, 1, timeout=8.0)[0]
+            replies = _read_replies(sock, srv, count, timeout=8.0)
             idle = time.monotonic() - answered[index]
-            if reply.status is None and not reply.raw and idle > IDLE_TIMEOUT * 0.9:
+            first = replies[0]
+            if first.status is None and not first.raw and idle > IDLE_TIMEOUT * 0.9:
                 # On a busy machine the SETs took longer than IDLE_TIMEOUT, and the server
                 # rightly closed this idle connection: connect again (nothing was applied).
                 with contextlib.suppress(OSError):
                     sock.close()
                 socks[index] = socket.create_connection(("127.0.0.1", srv.port), timeout=8.0)
                 socks[index].sendall(request)
-                reply = _read_replies(socks[index], srv, 1, timeout=8.0)[0]
+                replies = _read_replies(socks[index], srv, count, timeout=8.0)
             answered[index] = time.monotonic()
-            if reply.status != OK:
-                raise Failure(f"client {index + 1} got {reply!r}", HINT_CONCURRENT, sent)
-            return reply
+            for reply in replies:
+                if reply.status != OK:
+                    raise Failure(f"client {index + 1} got {reply!r}", HINT_CONCURRENT, sent)
+            return replies[-1]
 
         def conversation(index):
+            ours.add(threading.get_ident())
             socks[index].settimeout(8.0)
             token = b"<%06d>" % index
-            for _ in range(APPENDS):
-                ask(index, encode_request("APPEND", b"many:shared", token))
+            # all of them in one send(): the server's threads run their APPENDs at once
+            ask(index, encode_request("APPEND", b"many:shared", token) * APPENDS, APPENDS)
             reply = ask(index, _get(b"many:%d" % index))
             if hashlib.sha256(reply.value).digest() != hashlib.sha256(value_of(index)).digest():
                 raise Failure(
@@ -891,8 +1221,13 @@ def _attack_hundred(srv):
                 )
             return True
 
-        results = many_clients(CLIENTS, conversation, timeout=12.0)
+        racing.set()
+        try:
+            results = many_clients(CLIENTS, conversation, timeout=12.0)
+        finally:
+            racing.clear()
     finally:
+        threading.setprofile(previous_profile)
         for sock in socks:
             sock.close()
     for result in results:
@@ -1029,13 +1364,61 @@ def attack(kv_server, attacks=None) -> ReportCard:
         verdict = run_checks(subject, checks)
         if verdict.not_done:
             return ReportCard(subject, [], not_done=True)
+        for outcome in verdict.outcomes:
+            if outcome.failure is not None and _asyncio_style(kv_server):
+                outcome.failure.hint = ASYNCIO_HINTS.get(outcome.failure.hint, outcome.failure.hint)
         outcomes.extend(verdict.outcomes)
     return ReportCard(subject, outcomes)
 
 
+class _LoopErrors(logging.Handler):
+    """What asyncio logs while an attack runs: a handler task that raised (asyncio does
+    not raise it anywhere, it only logs "Unhandled exception in client_connected_cb" or
+    "Task exception was never retrieved")."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.exceptions: list[BaseException] = []
+
+    def emit(self, record) -> None:
+        if record.exc_info and isinstance(record.exc_info[1], Exception):
+            self.exceptions.append(record.exc_info[1])
+
+
 def _with_server(kv_server, attack_one) -> None:
-    with serving(kv_server, crash_hints=_crash_hint) as srv:
-        attack_one(srv)
+    loop_errors = _LoopErrors()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(loop_errors)
+    try:
+        with serving(kv_server, crash_hints=_crash_hint) as srv:
+            failure = None
+            try:
+                attack_one(srv)
+            except Failure as exc:
+                failure = exc
+            srv.wait_quiet(0.5)
+            if loop_errors.exceptions:  # an asyncio task of the server died: a crash
+                died = loop_errors.exceptions[0]
+                what = f"a task of your server died with {describe_exception(died)}"
+                raise Failure(
+                    f"{failure.what}; {what}" if failure else what,
+                    _crash_hint(died) or (failure.hint if failure else HINT_VANISH),
+                    failure.sent if failure else None,
+                )
+            if failure is not None:
+                raise failure
+    finally:
+        logger.removeHandler(loop_errors)
+
+
+def _asyncio_style(kv_server) -> bool:
+    """Is the learner's server an asyncio one (an async def, or a def that runs a loop)?"""
+    if inspect.iscoroutinefunction(kv_server):
+        return True
+    try:
+        return "asyncio" in inspect.getsource(kv_server)
+    except (OSError, TypeError):
+        return False
 
 
 # --- Exercise 3: kv_call(port, op, key, value=b"", timeout=0.5, retries=2) -------------------
@@ -1188,6 +1571,11 @@ def _cut_mid_reply(server, conn):
         conn.sendall(encode_response(OK, b"Ada")[:3])
 
 
+def _cut_mid_value(server, conn):
+    if server.read_request(conn) is not None:
+        conn.sendall(encode_response(OK, b"Ada")[:-1])  # the header and b"Ad", then a FIN
+
+
 SLOW_REPLY = 0.4  # seconds the slow server waits before it answers (within CLIENT_TIMEOUT)
 
 
@@ -1223,6 +1611,19 @@ HINT_READ_EXACTLY = (
 HINT_USE_TIMEOUT = (
     "Use the timeout you are given: socket.create_connection(address, timeout=timeout). "
     "A reply that comes 0.4 s later is within timeout=1.0, and needs no retry."
+)
+HINT_WHOLE_VALUE = (
+    "recv() returned b'' before the value was complete: the server closed in the middle of "
+    "the reply. That attempt failed (raise ConnectionError and retry): never return a "
+    "value shorter than the header's length."
+)
+HINT_NOT_FOUND_NORMAL = (
+    "NOT_FOUND (and BAD_REQUEST, TOO_LARGE) is the server's answer, not a failure: return "
+    "(status, value) at once; retry only when the connection failed or the reply was cut."
+)
+HINT_STATUS_INT = (
+    "Return the status as an int (OK is 0): RESPONSE_HEADER.unpack(header) gives it; "
+    "header[:1] is bytes, header[0] is the int."
 )
 HINT_ENCODE = (
     "Send the request as the spec says: nb13.encode_request(op, key, value), 7-byte "
@@ -1290,6 +1691,14 @@ CLIENT_SCENARIOS = [
         ("reply", OK, b"Ada", 2),
     ),
     (
+        "the first reply stops in the middle of the value: retry",
+        "GET",
+        b"name",
+        b"",
+        [_cut_mid_value, _answers],
+        ("reply", OK, b"Ada", 2),
+    ),
+    (
         "the first server never answers: time out, retry",
         "GET",
         b"name",
@@ -1340,13 +1749,22 @@ def _client_case(func, op, key, value, behaviours, what, title):
         finally:
             server.close()
             watched.close_all()
+        longer = [t for t in watched.read_timeouts if t is not None and t > CLIENT_TIMEOUT * 1.01]
         if not call.finished:
             hint = (
                 HINT_TIMEOUT
                 if None in watched.read_timeouts or not watched.read_timeouts
+                else HINT_USE_TIMEOUT
+                if longer
                 else HINT_GIVE_UP
             )
             raise Failure(f"it had not returned after {bound:g} s", hint, sent)
+        if longer:
+            raise Failure(
+                f"it read with a timeout of {max(longer):g} s, given timeout={CLIENT_TIMEOUT}",
+                HINT_USE_TIMEOUT,
+                sent,
+            )
         if (
             server.requests
             and server.requests[0]
@@ -1377,6 +1795,13 @@ def _client_case(func, op, key, value, behaviours, what, title):
                 )
             return
         _, status, expected_value, connections = what
+        if status != OK and server.connections > 1:
+            raise Failure(
+                f"it connected {server.connections} times although the first connection got "
+                f"its answer, {_status_name(status)}",
+                HINT_NOT_FOUND_NORMAL,
+                sent,
+            )
         if call.error is not None:
             error = call.error
             hint = HINT_RETRY if isinstance(error, OSError) else "Read the exception."
@@ -1397,10 +1822,14 @@ def _client_case(func, op, key, value, behaviours, what, title):
                 sent,
             )
         got_status, got_value = result[0], bytes(result[1])
+        if not isinstance(got_status, int):
+            raise Failure(f"it returned {describe_value(result)}", HINT_STATUS_INT, sent)
         if (got_status, got_value) != (status, expected_value):
             hint = HINT_READ_EXACTLY if len(got_value) < len(expected_value) else HINT_ENCODE
             if connections > 1 and server.connections < connections:
                 hint = HINT_RETRY
+            if _cut_mid_value in behaviours and server.connections == 1:
+                hint = HINT_WHOLE_VALUE
             raise Failure(
                 f"it returned ({got_status!r}, {show_bytes(got_value)}), expected "
                 f"({status}, {show_bytes(expected_value)})",
