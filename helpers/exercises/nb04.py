@@ -56,6 +56,11 @@ HINT_LOOP = (
     "A server serves client after client: put accept() and the conversation in a "
     "`while True:` loop."
 )
+HINT_RETURNED = (
+    "A server serves client after client: accept() and the conversation go in a "
+    "`while True:` loop, and a client that vanishes ends only its own conversation "
+    "(`try: ... except ConnectionError: pass` around it, inside the loop)."
+)
 HINT_CLOSE = (
     "Close the client's socket (conn.close(), or `with conn:`) when the conversation is "
     "over, so that the client sees the end."
@@ -126,8 +131,19 @@ def _judge(data, how, expected, sent, mismatch=HINT_ONE_RECV):
             sent,
         )
     if how == "server-gone" or (how in ("reset", "eof") and not data):
-        raise Failure(f"your server stopped after sending {show_bytes(data)}", HINT_LOOP, sent)
+        raise Failure(_stopped(data, how), HINT_LOOP, sent)
     raise Failure(f"got {show_bytes(data)}, expected {show_bytes(expected)}", hint, sent)
+
+
+def _stopped(data: bytes, how: str) -> str:
+    """What happened, in words, when the reply ended early (``data`` is what came)."""
+    if how == "server-gone":
+        done = "your server stopped"
+    elif how == "reset":
+        done = "your server reset the connection"
+    else:
+        done = "your server closed the connection"
+    return f"{done} after sending only {show_bytes(data)}" if data else f"{done} before replying"
 
 
 def _line_ending_hint(data: bytes) -> str:
@@ -166,6 +182,19 @@ def _reset_then_next(
     abort(sock)
     # The server has handled the reset: it is back in accept(), or it has returned.
     server.wait_quiet(1.0)
+    if not server.running:
+        if server.errors:  # serving() adds "; your server crashed with ..."
+            raise Failure(
+                f"the client sent {show_bytes(first)} and reset the connection (RST)",
+                HINT_RESET,
+                sent,
+            )
+        raise Failure(
+            f"the client sent {show_bytes(first)} and reset the connection (RST): your "
+            "server returned, it no longer listened",
+            HINT_RETURNED,
+            sent,
+        )
     _conversation(server, second, expected, sent, mismatch=mismatch)
 
 

@@ -3,24 +3,32 @@
     nb05.check_threaded_server(threaded_server)
     nb05.check_handle(handle)                  # async def handle(reader, writer)
     nb05.check_fetch_all(fetch_all)
+    nb05.check_selector_server(selector_server)
 
 The checks connect several clients at once to the learner's server, or serve several
-connections at once to the learner's client; every wait is bounded.
+connections at once to the learner's client; every wait is bounded. The selectors check
+also measures the CPU time of the server's threads while its client is idle (a loop
+that spins is the classic mistake there, PITFALLS row 16).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
+import random
 import selectors
 import socket
+import sys
 import threading
 import time
+import traceback
 import warnings
 
 from helpers.exercises._checker import (
+    HINT_EOF_SPIN,
     REPLY_TIMEOUT,
     Failure,
     NotDone,
@@ -34,6 +42,7 @@ from helpers.exercises._checker import (
     returned_none,
     run_checks,
     send_in_background,
+    server_side,
     serving,
     show_bytes,
     still_listens,
@@ -87,37 +96,9 @@ def check_threaded_server(threaded_server) -> object:
             "client A sends until its sends stall, reading none of the echo for now; "
             "meanwhile client B sends b'B'"
         )
-        limit = 64 * 1024 * 1024
-        chunk = bytes(range(256)) * 256  # 64 KiB
-        total = 0
-        with serving(threaded_server) as srv, socket.socket() as a:
-            # Small buffers on A's side: the echo that A does not read soon fills them, and
-            # then the server's sendall() to A waits. A thread per client waits alone.
-            a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-            a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
-            a.settimeout(REPLY_TIMEOUT)
-            a.connect(("127.0.0.1", srv.port))
-            a.setblocking(False)
-            with selectors.DefaultSelector() as selector:
-                selector.register(a, selectors.EVENT_WRITE)
-                # 0.5 s without progress: every buffer on the way is full, the server waits
-                while total < limit and selector.select(0.5):
-                    with contextlib.suppress(BlockingIOError):
-                        total += a.send(chunk)
-            a.settimeout(REPLY_TIMEOUT)
-            if not still_listens(srv):
-                raise Failure(
-                    "your server no longer listened after client A", HINT_ACCEPT_LOOP, sent
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as b:
-                    b.sendall(b"B")
-                    data, how = read_reply(b, srv, lambda d: len(d) >= 1, timeout=2.0)
-            except OSError as exc:
-                data, how = b"", describe_exception(exc)
-            with contextlib.suppress(OSError):
-                a.shutdown(socket.SHUT_WR)
-            echoed, _ = read_to_eof(a, srv, timeout=10.0)  # now A reads: its thread can end
+        with serving(threaded_server) as srv:
+            # A thread per client: the thread that waits in sendall() to A waits alone.
+            total, data, how, echoed = _stall_then_ask_b(srv, sent)
             if data != b"B":
                 raise Failure(
                     f"client B got no echo within 2 s ({how}) while your server was sending "
@@ -450,7 +431,9 @@ class GatherServer:
 
     Connections are accepted and read at the same time (a selector), each request until
     EOF, so a client that forgets to half-close is told so whatever the others do. If
-    fewer than ``count`` complete requests arrive within ``patience`` s, everyone is closed
+    fewer than ``count`` complete requests arrive before ``patience`` s pass with nothing
+    new (no connection, no byte: a busy machine slows a correct client, it does not
+    silence it; at most ``LONGEST`` s in all), everyone is closed
     without an answer (``most_open`` says how many connections came, ``missing_eof``
     whether one of them never ended its request). Replies go out in reverse order of
     arrival, each one after the previous client closed (waited for at most ``CLOSE_WAIT``
@@ -458,6 +441,7 @@ class GatherServer:
     """
 
     CLOSE_WAIT = 0.3
+    LONGEST = 6.0  # within the 8 s that the learner's fetch_all may take
 
     def __init__(self, count: int, patience: float = 2.0):
         self.count = count
@@ -476,7 +460,8 @@ class GatherServer:
 
     def _gather(self) -> list[bytes] | None:
         """The requests in order of arrival, or None when they were not all complete."""
-        deadline = time.monotonic() + self.patience
+        start = time.monotonic()
+        deadline = start + self.patience
         requests: dict[socket.socket, bytearray] = {}
         complete: set[socket.socket] = set()
         with selectors.DefaultSelector() as selector:
@@ -486,6 +471,8 @@ class GatherServer:
                 if remaining <= 0:
                     break
                 for key, _ in selector.select(min(remaining, 0.1)):
+                    # something happened: wait another `patience` s from now
+                    deadline = min(time.monotonic() + self.patience, start + self.LONGEST)
                     if key.fileobj is self.listener:
                         with contextlib.suppress(BlockingIOError):
                             conn, peer = self.listener.accept()
@@ -702,3 +689,648 @@ def check_fetch_all(fetch_all) -> object:
         ],
         function=fetch_all,
     )
+
+
+# --- Exercise 4: selector_server(port) --------------------------------------------------------
+
+
+HINT_OUTBOX = (
+    "Never wait for one client in the loop: sendall() waits until the client has read "
+    "enough. Keep an outbox (a bytearray) per connection: append what is to be sent, and "
+    "when select() says the socket is writable, `sent = conn.send(outbox)` then "
+    "`del outbox[:sent]` (send() takes what fits now and never waits on a non-blocking "
+    "socket)."
+)
+HINT_UNREGISTER = (
+    "When a client has finished, selector.unregister(conn) first, then conn.close(): the "
+    "selector keeps every registered socket (by its file number, which the next client "
+    "gets again) until you unregister it."
+)
+HINT_BUSY = (
+    "A connected socket is nearly always writable, so a socket registered for EVENT_WRITE "
+    "makes select() return at once, every time: the loop spins. Register READ only, and "
+    "add WRITE (selector.modify) only while that connection's outbox holds data."
+)
+HINT_NEVER_WAITS = (
+    "select() with timeout=0 (or a loop of non-blocking calls without select()) returns at "
+    "once, every time: the loop spins even when nothing happens. Give select() a timeout "
+    "that is not 0 (section 3 uses 1.0), or None to wait until a socket is ready."
+)
+HINT_LOST = (
+    "send() may take only a part of what you give it, or raise BlockingIOError when the "
+    "buffer is full: keep what it did not take in the outbox and send it when select() says "
+    "the socket is writable again (and at b'', send what is left before you close). " + HINT_OUTBOX
+)
+HINT_SEND_RESULT = (
+    "Bytes went missing in the middle of the echo: send() returns how many bytes it took, "
+    "often fewer than you gave it, and the rest is yours to keep. Write "
+    "`sent = conn.send(outbox)` then `del outbox[:sent]`: never clear() the outbox (or "
+    "forget data) after a send(), and do not swallow the BlockingIOError of a sendall(), "
+    "which had sent a part already. Send what you keep when select() says the socket is "
+    "writable again."
+)
+HINT_NOT_TRIMMED = (
+    "The echo came back again and again: what send() took stays in your outbox, so the "
+    "next send() sends it once more. Remove it from the outbox itself: "
+    "`del outbox[:sent]` (or `client.outbox = client.outbox[sent:]`); "
+    "`out = out[sent:]` only makes a new bytearray under a local name, and the outbox you "
+    "keep for the connection never shrinks."
+)
+HINT_SELECTOR_EOF = (
+    "After recv() has returned b'' the socket stays readable for ever: select() reports it "
+    "every time and each recv() returns b'' at once. At b'' stop reading that connection: "
+    "selector.modify(conn, selectors.EVENT_WRITE) while its outbox still holds echo, then "
+    "unregister() and close() it once the outbox is empty; and test `if not data:` "
+    "(b'' is not '')."
+)
+HINT_CLOSE = (
+    "shutdown() and unregister() do not free the socket: the connection keeps a file "
+    "descriptor of your process until conn.close(), and a server that never closes them "
+    "runs out (OSError: Too many open files, see `ulimit -n`). After unregister(), "
+    "call conn.close()."
+)
+HINT_EOF_BLOCKING = (
+    "At b'' your server waited for client A to read the rest of its echo (a sendall(), or "
+    "a socket made blocking again), and served no one meanwhile. After b'' keep the "
+    "connection registered, for EVENT_WRITE only, and send the rest of its outbox with "
+    "send() each time select() says it is writable; unregister() and close() it once the "
+    "outbox is empty."
+)
+HINT_BLOCKING_CONN = (
+    "The socket that accept() returns is blocking here (Linux), even when the listener is "
+    "not: call conn.setblocking(False) right after accept(). On a blocking socket send() "
+    "waits until the kernel has taken all of what you gave it, and recv() waits for data, "
+    "so one client that does not read (or does not send) stops your whole loop."
+)
+HINT_BLOCKING_LISTENER = (
+    "Call listener.setblocking(False) after listen(), and accept() only when select() says "
+    "the listener is ready: a blocking accept() waits until a client comes, and meanwhile "
+    "no other client is served."
+)
+HINT_LISTENER_TIMEOUT = (
+    "Your listening socket has a timeout, so each accept() waits up to that long when no "
+    "client is coming, every time round the loop, and no one is served meanwhile. Register "
+    "the listener with the selector (EVENT_READ), make it non-blocking "
+    "(listener.setblocking(False)), and call accept() only when select() reports it ready."
+)
+HINT_SHORT_READ = (
+    "Your server closed the connection after the first message, though the client had not "
+    "finished: only recv() returning b'' means that. A recv() that returns fewer bytes than "
+    "you asked for gives what has arrived so far; more may come. Keep reading (EVENT_READ) "
+    "until recv() returns b''."
+)
+IDLE_WINDOW = 1.0  # seconds of idle clients over which the server's CPU time is measured
+BUSY_SHARE = 0.1  # server threads using more than this share of a core meanwhile spin
+# (an idle correct server uses well under 1 %; a spinning one gets most of a core, and
+# still far more than this on a loaded machine: CPU time, not wall time, is measured)
+STALL = 0.5  # seconds without progress: every buffer on the way is full, the server waits
+FILL_BUDGET = 3.0  # a client that fills the server stops sending after this long at most
+
+
+def _selector_crash_hint(exc: BaseException) -> str | None:
+    text = str(exc)
+    if isinstance(exc, BlockingIOError) and _raised_by_send(exc):
+        return (
+            "send() raised BlockingIOError: the socket's send buffer was full (the client "
+            "was not reading), and nothing was sent. Call send() only when select() says "
+            "the socket is writable, catch BlockingIOError, and keep in the outbox what "
+            "send() did not take: `sent = conn.send(outbox)` then `del outbox[:sent]`."
+        )
+    if isinstance(exc, BlockingIOError):
+        return (
+            "On a non-blocking socket sendall() (or recv(), accept()) raises BlockingIOError "
+            "when it cannot go on at once, after sending only a part. " + HINT_OUTBOX
+        )
+    if isinstance(exc, KeyError) and "registered" in text:
+        return HINT_UNREGISTER
+    if isinstance(exc, ValueError) and ("negative" in text or "closed" in text):
+        return HINT_UNREGISTER  # select.select or the selector got a closed socket
+    if isinstance(exc, OSError) and exc.errno == 9:  # EBADF: a closed socket still in use
+        return HINT_UNREGISTER
+    return None
+
+
+def _raised_by_send(exc: BaseException) -> bool:
+    """Whether the learner's line that raised ``exc`` calls send() (not sendall())."""
+    lines = [
+        frame.line or ""
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if "netlab" not in frame.filename and not frame.filename.endswith("socket.py")
+    ]
+    return bool(lines) and ".send(" in lines[-1] and "sendall(" not in lines[-1]
+
+
+def _thread_cpu(threads: list[threading.Thread]) -> float:
+    """CPU seconds used so far by the live ``threads`` (each thread's own clock), or where
+    there is no such clock (macOS, Windows) by the whole process, whose other threads wait
+    meanwhile."""
+    if not hasattr(time, "pthread_getcpuclockid"):
+        return time.process_time()
+    total = 0.0
+    for thread in threads:
+        with contextlib.suppress(OSError, OverflowError, TypeError, AttributeError):
+            total += time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    return total
+
+
+def _queued(sock, request_name: str) -> int | None:
+    """Bytes in ``sock``'s receive queue (FIONREAD) or send queue (TIOCOUTQ), as the
+    kernel counts them; None where the ioctl does not exist (Windows) or fails."""
+    try:
+        import fcntl
+        import termios
+
+        request = getattr(termios, request_name)
+        raw = fcntl.ioctl(sock.fileno(), request, b"\0\0\0\0")
+    except (ImportError, AttributeError, OSError, ValueError):
+        return None
+    return int.from_bytes(raw, "little" if sys.byteorder == "little" else "big", signed=True)
+
+
+def _server_read_all(srv, theirs, mine, bound: float = 3.0) -> None:
+    """Wait until the server has read everything the client ``mine`` sent (the kernel's
+    queues on both ends empty) or has stopped reading (its queue did not shrink for
+    0.3 s: a bounded outbox), at most ``bound`` seconds. ``theirs``: the server's end."""
+    pause = threading.Event()
+    deadline = time.monotonic() + bound
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        unread = _queued(theirs, "FIONREAD") if theirs is not None else None
+        if unread is None:
+            pause.wait(0.3)  # no way to ask the kernel: give the server a moment, bounded
+            return
+        if unread == 0 and not _queued(mine, "TIOCOUTQ"):
+            return
+        if unread != last:
+            last, since = unread, time.monotonic()
+        elif time.monotonic() - since > 0.3:
+            return  # the server stopped reading (its outbox is full): that is allowed
+        pause.wait(0.01)
+
+
+def _fill(a, limit: int = 64 * 1024 * 1024) -> int:
+    """Send from ``a`` (non-blocking meanwhile) without reading, until its sends stall,
+    ``limit`` bytes or FILL_BUDGET seconds; returns the bytes sent."""
+    chunk = bytes(range(256)) * 256  # 64 KiB
+    total = 0
+    start = time.monotonic()
+    a.setblocking(False)
+    with selectors.DefaultSelector() as selector:
+        selector.register(a, selectors.EVENT_WRITE)
+        while (
+            total < limit
+            and time.monotonic() - start < FILL_BUDGET
+            and selector.select(STALL)  # no progress: every buffer on the way is full
+        ):
+            try:
+                total += a.send(chunk)
+            except BlockingIOError:
+                pass
+            except ConnectionError:
+                break  # the server went away: what A gets back tells
+    a.settimeout(REPLY_TIMEOUT)
+    return total
+
+
+def _small_buffers() -> socket.socket:
+    """A client socket with small buffers: the echo it does not read soon fills them."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    sock.settimeout(REPLY_TIMEOUT)
+    return sock
+
+
+def _ask(srv, message: bytes) -> tuple[bytes, str]:
+    """A new client sends ``message`` and waits at most 2 s for its echo."""
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as b:
+            b.sendall(message)
+            return read_reply(b, srv, lambda d: len(d) >= len(message), timeout=2.0)
+    except OSError as exc:
+        return b"", describe_exception(exc)
+
+
+def _stall_then_ask_b(srv, sent: str) -> tuple[int, bytes, str, bytes]:
+    """Client A sends until its sends stall, reading none of the echo; then client B
+    sends b'B' and waits at most 2 s for its echo; then A half-closes and reads it all.
+    Returns (bytes A sent, B's echo, how B's read ended, A's echo)."""
+    with _small_buffers() as a:
+        a.connect(("127.0.0.1", srv.port))
+        total = _fill(a)
+        if not still_listens(srv):
+            raise Failure("your server no longer listened after client A", HINT_ACCEPT_LOOP, sent)
+        data, how = _ask(srv, b"B")
+        with contextlib.suppress(OSError):
+            a.shutdown(socket.SHUT_WR)
+        # now A reads: the server can go on (an echo longer than what A sent shows too)
+        echoed, _ = read_reply(
+            a, srv, lambda d: len(d) > total, limit=total + (1 << 20), timeout=10.0
+        )
+    return total, data, how, echoed
+
+
+def _listener_of(srv):
+    for sock in srv.sockets:
+        with contextlib.suppress(OSError):
+            if sock.getsockname()[1] == srv.port and sock.getsockopt(
+                socket.SOL_SOCKET, socket.SO_ACCEPTCONN
+            ):
+                return sock
+    return None
+
+
+def _closed_soon(sock, bound: float = 0.5) -> bool:
+    """Whether the server's socket ``sock`` is closed (at once, or within ``bound``
+    seconds: a server may shutdown() first and close() a moment later)."""
+    pause = threading.Event()
+    deadline = time.monotonic() + bound
+    while sock.fileno() != -1:
+        if time.monotonic() >= deadline:
+            return False
+        pause.wait(0.01)
+    return True
+
+
+def _echo_once(srv, client, message: bytes, sent: str, hint: str) -> None:
+    """``_echo``, and an echo that repeats the message says what that means."""
+    client.sendall(message)
+    data, how = read_reply(client, srv, lambda d: len(d) >= len(message), timeout=2.0)
+    if len(data) > len(message) and data.startswith(message):
+        raise Failure(f"the echo of {message!r} came back more than once", HINT_NOT_TRIMMED, sent)
+    if data != message:
+        raise Failure(f"the echo was {show_bytes(data)} ({how})", hint, sent)
+
+
+def _big_echo(srv, client, payload: bytes) -> tuple[bytes, str]:
+    """Send ``payload`` from ``client`` (small receive buffer) and read its echo.
+
+    The client reads nothing while the server keeps reading, so the server's outbox
+    grows: when all is sent, the client half-closes and waits until the server has read
+    every byte (then, at its b'', most of the echo is still in its outbox). A server that
+    stops reading (a bounded outbox: no progress for STALL s) is read from meanwhile."""
+    view = memoryview(payload)
+    sent = 0
+    client.setblocking(False)
+    with selectors.DefaultSelector() as selector:
+        selector.register(client, selectors.EVENT_WRITE)
+        while sent < len(payload) and selector.select(STALL):
+            try:
+                sent += client.send(view[sent : sent + (1 << 20)])
+            except BlockingIOError:
+                pass
+            except ConnectionError:
+                break
+    client.settimeout(10.0)
+    if sent == len(payload):
+        theirs = server_side(srv, client)
+        with contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_WR)
+        _server_read_all(srv, theirs, client)
+    else:
+        send_in_background(client, bytes(view[sent:]), shut=True)
+    return read_to_eof(client, srv, timeout=10.0)
+
+
+class _OneServer:
+    """One run of the learner's server for several scenarios in a row (``serving`` for
+    each would wait a select() timeout at every start). A scenario that fails, or a
+    server that crashed or was stopped meanwhile, ends the run with ``serving``'s verdict."""
+
+    def __init__(self, server_func, crash_hints):
+        self.server_func, self.crash_hints = server_func, crash_hints
+        self.context = self.srv = None
+        self.held: list[socket.socket] = []
+
+    def hold(self, sock: socket.socket) -> None:
+        """Keep ``sock``'s connection open until the server has stopped: a client closed
+        with echo unread would reset it, and the server's ConnectionResetError, which
+        the check caused, would hide the real mistake."""
+        with contextlib.suppress(OSError):
+            self.held.append(sock.dup())
+
+    def scenario(self, scenario):
+        def check():
+            if self.context is None:
+                context = serving(self.server_func, crash_hints=self.crash_hints)
+                self.srv = context.__enter__()
+                self.context = context
+                if self.srv.stop_reason and "still busy" in self.srv.stop_reason:
+                    self.end()
+                    raise Failure(
+                        "netlab stopped your server: 5 s after it started it was still busy, "
+                        "with no client connected: it never waited",
+                        HINT_NEVER_WAITS,
+                    )
+            try:
+                scenario(self.srv)
+            except BaseException as exc:
+                self.end(exc)
+                raise
+            if self.srv.errors or self.srv.stop_reason or not self.srv.running:
+                self.end()
+
+        return check
+
+    def end(self, exc: BaseException | None = None) -> None:
+        """Stop the server; raises serving's Failure (a crash, a spin) if there is one."""
+        context, self.context = self.context, None
+        try:
+            if context is not None:
+                context.__exit__(
+                    type(exc) if exc else None, exc, exc.__traceback__ if exc else None
+                )
+        except Failure as failure:
+            if failure.hint != HINT_EOF_SPIN:
+                raise
+            # a selector loop reads after b'' when it keeps EVENT_READ registered
+            raise Failure(failure.what, HINT_SELECTOR_EOF, failure.sent) from None
+        finally:
+            held, self.held = self.held, []
+            for sock in held:
+                sock.close()
+
+
+def _same_text_every_run(server_func):
+    """``server_func``, whose "... is already registered" KeyError (a selector's, naming the
+    socket with its ports) says the same on every run, as a verdict must."""
+
+    @functools.wraps(server_func)
+    def server(port):
+        try:
+            return server_func(port)
+        except KeyError as exc:
+            if "is already registered" not in str(exc):
+                raise
+            raise KeyError("<a new connection's socket> is already registered") from None
+
+    return server
+
+
+def check_selector_server(selector_server) -> object:
+    server = _OneServer(_same_text_every_run(selector_server), _selector_crash_hint)
+    run = server.scenario
+
+    def closes(srv, client, theirs, sent: str, hint: str) -> None:
+        """The client half-closes: the server must end the connection and close() its
+        socket ``theirs``."""
+        client.shutdown(socket.SHUT_WR)
+        _, how = read_to_eof(client, srv, timeout=2.0)
+        if how != "eof":
+            raise Failure(
+                f"the connection stayed open ({how}) after the client had closed its side",
+                hint,
+                sent,
+            )
+        if theirs is not None and not _closed_soon(theirs):
+            raise Failure(
+                "your server ended the connection (the client got b''), but never closed "
+                "its socket",
+                HINT_CLOSE,
+                sent,
+            )
+
+    def idle(srv):
+        sent = "a client is echoed b'ping', then stays connected and silent for 1 s"
+        try:  # a plain connect: connect() would first wait for a spinning server to settle
+            client = socket.create_connection(("127.0.0.1", srv.port), timeout=REPLY_TIMEOUT)
+        except ConnectionRefusedError:
+            raise Failure(
+                "the connection was refused: your server no longer listened", HINT_ACCEPT_LOOP
+            ) from None
+        with client:
+            try:
+                _echo_once(srv, client, b"ping", sent, HINT_LOOP)
+            except Failure:
+                server.hold(client)
+                raise
+            threads = [t for t in srv.threads if t.is_alive()]
+            start_cpu, start = _thread_cpu(threads), time.monotonic()
+            quiet = threading.Event()
+            while not quiet.wait(0.05):  # stop early once the spin is beyond doubt
+                used = _thread_cpu(threads) - start_cpu
+                elapsed = time.monotonic() - start
+                if elapsed >= IDLE_WINDOW or used > BUSY_SHARE * IDLE_WINDOW * 2:
+                    break
+            used = _thread_cpu(threads) - start_cpu
+            client.setblocking(False)
+            try:
+                again = client.recv(65536)
+            except (BlockingIOError, ConnectionError):
+                again = b""
+            if again or used > BUSY_SHARE * IDLE_WINDOW:
+                server.hold(client)
+            else:  # the next scenario starts once the server has ended this connection
+                client.settimeout(REPLY_TIMEOUT)
+                client.shutdown(socket.SHUT_WR)
+                read_to_eof(client, srv, timeout=1.0)
+        if again:
+            raise Failure(
+                "the echo of b'ping' came back more than once while the client was silent",
+                HINT_NOT_TRIMMED,
+                sent,
+            )
+        if used > BUSY_SHARE * IDLE_WINDOW:
+            raise Failure(
+                f"your server used more than {BUSY_SHARE:.0%} of a CPU core while its client "
+                "was idle (a busy loop)",
+                HINT_BUSY,
+                sent,
+            )
+
+    def non_blocking(srv):
+        sent = "a client sends b'check'; the check looks at your server's sockets"
+        with connect(srv) as client:
+            _echo_once(srv, client, b"check", sent, HINT_LOOP)
+            listener, theirs = _listener_of(srv), server_side(srv, client)
+            if listener is not None and listener.gettimeout() is None:
+                raise Failure("your listening socket was blocking", HINT_BLOCKING_LISTENER, sent)
+            if listener is not None and listener.gettimeout():
+                raise Failure(
+                    f"your listening socket had a timeout ({listener.gettimeout():g} s)",
+                    HINT_LISTENER_TIMEOUT,
+                    sent,
+                )
+            if theirs is not None and theirs.gettimeout() != 0:
+                raise Failure(
+                    "the connection your server accepted was blocking"
+                    if theirs.gettimeout() is None
+                    else f"the connection your server accepted had a timeout "
+                    f"({theirs.gettimeout():g} s), so it waits",
+                    HINT_BLOCKING_CONN,
+                    sent,
+                )
+            closes(srv, client, theirs, sent, HINT_SELECTOR_EOF)
+
+    def two_messages(srv):
+        sent = "b'hello', then b'world' on the same connection"
+        with connect(srv) as client:
+            _echo_once(srv, client, b"hello", "b'hello'", HINT_LOOP)
+            theirs = server_side(srv, client)
+            client.sendall(b"world")
+            data, how = read_reply(client, srv, lambda d: len(d) >= 5, timeout=2.0)
+            if data != b"world":
+                hint = HINT_SHORT_READ if how in ("eof", "reset") and not data else HINT_LOOP
+                raise Failure(f"the echo was {show_bytes(data)} ({how})", hint, sent)
+            closes(
+                srv,
+                client,
+                theirs,
+                "b'hello', b'world', then the client closes its sending side",
+                "recv() returned b'': the client has finished. Once its outbox is empty, "
+                "selector.unregister(conn) and conn.close().",
+            )
+
+    def second_client(srv):
+        sent = "client A connects and stays; client B sends b'B'"
+        with connect(srv) as a, connect(srv) as b:
+            _echo_once(srv, a, b"A", sent, HINT_LOOP)
+            b.sendall(b"B")
+            data, how = read_reply(b, srv, lambda d: len(d) >= 1, timeout=1.0)
+        if data != b"B":
+            raise Failure(
+                f"client B's echo was {show_bytes(data)} ({how})",
+                "One loop serves everyone: register the listening socket and every "
+                "connection with the selector, and call only what select() says is ready "
+                "(accept() for the listener, recv() for a connection), once each time round.",
+                sent,
+            )
+
+    def one_thread(srv):
+        with connect(srv) as a, connect(srv) as b:
+            _echo_once(srv, a, b"A", "clients A and B connect", HINT_LOOP)
+            _echo_once(srv, b, b"B", "clients A and B connect", HINT_LOOP)
+            alive = [t for t in srv.threads if t.is_alive()]
+        if len(alive) > 1:
+            raise Failure(
+                f"your server ran {len(alive)} threads for 2 clients",
+                "This exercise is the one-thread design: no threading; the selector tells "
+                "one loop which sockets are ready.",
+                "clients A and B connect",
+            )
+
+    def sequence(srv):
+        for index in range(6):
+            message = f"client {index + 1}".encode()
+            sent = f"6 clients one after another, each sends {message!r} then closes"
+            with connect(srv) as client:
+                _echo_once(srv, client, message, sent, HINT_UNREGISTER)
+                closes(
+                    srv,
+                    client,
+                    server_side(srv, client),
+                    sent,
+                    "recv() returned b'': the client has finished. " + HINT_UNREGISTER,
+                )
+
+    def half_close_after_much(srv):
+        # 16 MiB, more than the kernel's buffers on the way back can hold while the client
+        # does not read (its receive buffer is small, the server's send buffer at most
+        # 4 MiB on Linux): when the server sees b'', most of the echo is still in its
+        # outbox. Not periodic: an echo with bytes lost in the middle is never a prefix.
+        payload = random.Random(5).randbytes(16 * 1024 * 1024)
+        sent = "16 MiB, then the client half-closes and reads the echo"
+        with socket.socket() as client:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            client.settimeout(REPLY_TIMEOUT)
+            client.connect(("127.0.0.1", srv.port))
+            data, how = _big_echo(srv, client, payload)
+            if data != payload:
+                server.hold(client)
+        if data == payload:
+            return
+        if how == "eof" and payload.startswith(data):
+            raise Failure(
+                "the connection was closed before all of the echo had come back",
+                "Either your server closed at b'' while the outbox still held echo (the "
+                "client has finished sending but still reads: stop reading, send the rest "
+                "of its outbox (WRITE only), then unregister and close), or it dropped what "
+                "send() did not take (send() returns how many bytes it took: keep the rest "
+                "in the outbox, never clear() the outbox after a send(), and do not swallow "
+                "the BlockingIOError of a sendall(), which had sent a part already).",
+                sent,
+            )
+        if len(data) > len(payload) and data.startswith(payload):
+            raise Failure("client A got more bytes back than it sent", HINT_NOT_TRIMMED, sent)
+        if not payload.startswith(data) and not srv.errors:
+            raise Failure(
+                "the echo was not the 16 MiB that were sent: bytes were missing in the middle",
+                HINT_SEND_RESULT,
+                sent,
+            )
+        raise Failure(
+            "the echo was not the 16 MiB that were sent"
+            + (f" ({how})" if how in ("eof", "reset", "timeout") else ""),
+            HINT_LOST,
+            sent,
+        )
+
+    def slow_reader(srv):
+        sent = (
+            "client A sends until its sends stall, reading none of the echo for now; "
+            "meanwhile client B sends b'B'"
+        )
+        after_eof = (
+            "then A half-closes, still reading nothing; once your server has read all of "
+            "A's bytes, client C sends b'C'"
+        )
+        with _small_buffers() as a:
+            a.connect(("127.0.0.1", srv.port))
+            total = _fill(a)
+            if not still_listens(srv):
+                raise Failure(
+                    "your server no longer listened after client A", HINT_ACCEPT_LOOP, sent
+                )
+            data, how = _ask(srv, b"B")
+            if data != b"B":
+                server.hold(a)
+                raise Failure(
+                    f"client B got no echo within 2 s ({how}) while your server was sending "
+                    "to client A, who was not reading",
+                    HINT_OUTBOX,
+                    sent,
+                )
+            theirs = server_side(srv, a)
+            with contextlib.suppress(OSError):
+                a.shutdown(socket.SHUT_WR)
+            _server_read_all(srv, theirs, a)
+            data, how = _ask(srv, b"C")
+            if data != b"C":
+                server.hold(a)
+                raise Failure(
+                    f"client C got no echo within 2 s ({how}) while your server had echo "
+                    "left for client A, who had finished sending and was not reading",
+                    HINT_EOF_BLOCKING,
+                    f"{sent}; {after_eof}",
+                )
+            # now A reads: the server can go on (an echo longer than what A sent shows too)
+            echoed, _ = read_reply(
+                a, srv, lambda d: len(d) > total, limit=total + (1 << 20), timeout=10.0
+            )
+        if len(echoed) != total:
+            raise Failure(
+                "client A did not get back all the bytes it sent"
+                if len(echoed) < total
+                else "client A got more bytes back than it sent",
+                HINT_LOST if len(echoed) < total else HINT_NOT_TRIMMED,
+                f"{sent}; {after_eof}; then A reads",
+            )
+
+    try:
+        return run_checks(
+            "selector_server(port)",
+            [
+                ("echoes a message, then does not spin while its client is idle", run(idle)),
+                ("echoes two messages on one connection, closes after b''", run(two_messages)),
+                ("echoes client B while client A stays connected", run(second_client)),
+                ("serves both clients from one thread", run(one_thread)),
+                ("keeps its listening socket and connections non-blocking", run(non_blocking)),
+                ("serves 6 clients one after another", run(sequence)),
+                ("echoes all of 16 MiB, then closes", run(half_close_after_much)),
+                ("echoes clients B and C while client A does not read its echo", run(slow_reader)),
+            ],
+            function=selector_server,
+        )
+    finally:
+        with contextlib.suppress(Failure, NotDone):
+            server.end()  # every scenario passed: a late failure has no scenario to name

@@ -62,6 +62,16 @@ def check_udp_echo_server(udp_echo_server) -> object:
                     sent,
                 ) from None
             raise Failure("no reply came within 1 s", hint, sent) from None
+        if data != payload and (not data or not payload.startswith(data)):
+            # not a datagram cut short (that is the buffer's size): a changed reply
+            raise Failure(
+                f"the reply was {show_bytes(data)}, expected {show_bytes(payload)}",
+                "Send the datagram back unchanged: sendto(data, address) with the bytes "
+                f"recvfrom() returned (expected {show_bytes(payload)}, got "
+                f"{show_bytes(data)}). §1's server upper-cased its replies; an echo "
+                "server changes nothing.",
+                sent,
+            )
         if data != payload:
             raise Failure(f"the reply was {show_bytes(data)}", hint, sent)
 

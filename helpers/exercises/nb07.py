@@ -18,6 +18,7 @@ import threading
 import warnings
 
 from helpers.exercises._checker import (
+    REPLY_TIMEOUT,
     Failure,
     WatchedCall,
     accept_ours,
@@ -30,6 +31,7 @@ from helpers.exercises._checker import (
     read_to_eof,
     returned_none,
     run_checks,
+    send_in_background,
     serving,
     show_bytes,
     still_listens,
@@ -63,6 +65,17 @@ HINT_SHUT_RDWR = (
 HINT_CLOSE_TOO_EARLY = (
     "close() ends both directions and frees the socket: you cannot recv() after it. "
     "Use shutdown(socket.SHUT_WR) to stop sending only."
+)
+
+
+SLOW_READER_BYTES = 4 << 20  # more than the kernel buffers between the two hold
+SLOW_READER_PAUSE = 0.75  # s: over a 0.1-0.5 s timeout, well under "a few seconds"
+HINT_SLOW_READER = (
+    "A client that reads slowly makes sendall() wait until it has read: a short timeout "
+    "on the connection (conn.settimeout(0.2)) ends that wait with TimeoutError and cuts "
+    "the client off (or crashes the server). Keep a timeout of a few seconds on the "
+    "connection (conn.settimeout(5)), and look at `stop` between short waits for data "
+    "instead: select.select([conn], [], [], 0.1)."
 )
 
 
@@ -287,7 +300,8 @@ def check_ask(ask) -> object:
 
 
 def check_graceful_server(graceful_server) -> object:
-    """``graceful_server(port, stop)`` echoes, and returns within 1 s of ``stop.set()``."""
+    """``graceful_server(port, stop)`` echoes (a slow reader too), and returns within 1.5 s of
+    ``stop.set()``."""
     HINT_STOP = (
         "A blocking accept() or recv() never looks at `stop`. Wait at most 0.1 s at a time "
         "(select.select([sock], [], [], 0.1), or settimeout(0.1) on the listening socket) "
@@ -407,6 +421,38 @@ def check_graceful_server(graceful_server) -> object:
                 sent,
             )
 
+    def slow_reader(srv, stop):
+        # The client reads nothing for SLOW_READER_PAUSE s while it sends 4 MiB: the
+        # server's sendall() must wait that long for it. The pause is the scenario (a
+        # slow client), not a synchronisation.
+        payload = bytes(range(256)) * (SLOW_READER_BYTES // 256)
+        sent = (
+            f"a client sends {len(payload):,} bytes and reads nothing for "
+            f"{SLOW_READER_PAUSE:g} s (a slow reader), then reads the echo; then b'hello'"
+        )
+        srv.wait_quiet(REPLY_TIMEOUT, deadlines=False)
+        with socket.socket() as client:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window
+            client.settimeout(5.0)
+            client.connect(("127.0.0.1", srv.port))
+            sender = send_in_background(client, payload, shut=False)
+            threading.Event().wait(SLOW_READER_PAUSE)
+            data, how = read_reply(client, srv, lambda d: len(d) >= len(payload), timeout=10.0)
+            sender.join(2.0)
+        if data != payload:
+            ended = {
+                "reset": "a reset",
+                "eof": "the end (b'')",
+                "server-gone": "your server stopped",
+                "timeout": "nothing more within 10 s",
+            }.get(how, how)
+            raise Failure(
+                f"the slow client got {len(data):,} of {len(payload):,} bytes back, then {ended}",
+                HINT_SLOW_READER,
+                sent,
+            )
+        echoes(srv, stop)  # and the server still serves the next client
+
     return run_checks(
         "graceful_server(port, stop)",
         [
@@ -416,6 +462,10 @@ def check_graceful_server(graceful_server) -> object:
             (
                 "returns, and the client sees b'', when stopped mid-connection",
                 lambda: run(stops_with_a_client),
+            ),
+            (
+                "a client that reads slowly gets its whole echo, and the next one is served",
+                lambda: run(slow_reader),
             ),
         ],
     )

@@ -4,10 +4,17 @@
 
 socketserver does the accept loop and the thread per connection (``ThreadingMixIn``);
 you write only ``handle()``, where ``self.request`` is the connected socket.
+Bounds: a client silent (or not reading) for ``IDLE_TIMEOUT`` seconds is dropped. Out of
+file descriptors, socketserver would retry ``accept()`` at once, for ever, at 100 % CPU
+(``_handle_request_noblock`` ignores the OSError and the listener stays readable): our
+``get_request`` pauses first (see ``resources.py``).
 """
 
 import os
 import socketserver
+import time
+
+from .resources import ACCEPT_PAUSE, AcceptGuard
 
 IDLE_TIMEOUT = 60.0
 
@@ -29,6 +36,20 @@ class EchoServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = os.name != "nt"
     daemon_threads = True  # a client still connected does not keep the program alive
     request_queue_size = 1024  # listen() backlog
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        self.accept_guard = AcceptGuard("socketserver")
+
+    def get_request(self):
+        try:
+            request = super().get_request()
+        except OSError as exc:
+            if self.accept_guard.failed(exc):
+                time.sleep(ACCEPT_PAUSE)  # then serve_forever drops the error and goes on
+            raise
+        self.accept_guard.accepted()
+        return request
 
 
 def socketserver_echo_server(port: int) -> None:

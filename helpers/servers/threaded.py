@@ -5,13 +5,18 @@
 The main thread only accepts; each client gets a thread that reads and echoes until
 the client closes. Blocking calls are fine here: each one blocks only its own client.
 Bounds: a client silent for ``IDLE_TIMEOUT`` seconds is dropped, so no thread waits
-forever; ``accept()`` waits until netlab's ``srv.stop()`` shuts the socket down.
+forever (the timeout bounds ``sendall`` to a client that stops reading, too); ``accept()``
+waits until netlab's ``srv.stop()`` shuts the socket down. Out of file descriptors
+(``Too many open files``), ``accept()`` pauses and retries: see ``resources.py``.
 Cost: one thread (and its stack) per client; a few thousand is the practical limit.
 """
 
 import os
 import socket
 import threading
+import time
+
+from .resources import ACCEPT_PAUSE, AcceptGuard
 
 IDLE_TIMEOUT = 60.0
 BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
@@ -37,9 +42,17 @@ def threaded_echo_server(port: int) -> None:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
     listener.listen(BACKLOG)
+    guard = AcceptGuard("threaded")
     with listener:
         while True:
-            conn, _address = listener.accept()
+            try:
+                conn, _address = listener.accept()
+            except OSError as exc:
+                if not guard.failed(exc):
+                    raise
+                time.sleep(ACCEPT_PAUSE)  # out of descriptors: the client waits in the backlog
+                continue
+            guard.accepted()
             # start(), not run(): run() would serve this client in the accepting thread,
             # and the next client would wait until this one leaves.
             threading.Thread(target=echo_client, args=(conn,), daemon=True).start()
