@@ -2533,3 +2533,76 @@ def test_review_chat_server_correct_answers_pass(answer):
 def test_review_fair_chat_server_correct_answers_pass(answer):
     verdict = nb09.check_fair_chat_server(answer())
     assert verdict.passed, verdict.text()
+
+
+# --- walkthrough 4: a server without any try, and one that uses read_lines unknown ---------
+
+
+def e2_walk_no_try(port, bare_next=True):
+    """The walkthrough's attempt: no try around recv() or sendall(), next(lines) bare."""
+    clients = {}
+
+    def broadcast(text):
+        for c in clients:
+            c.sendall((text + "\n").encode())
+
+    def handle(conn):
+        lines = sol09.read_lines(conn)
+        nick = next(lines) if bare_next else next(lines, None)
+        if nick is None:
+            conn.close()
+            return
+        clients[conn] = nick
+        broadcast(f"* {nick} joined")
+        for line in lines:
+            if line == "/quit":
+                break
+            broadcast(f"{nick}: {line}")
+        del clients[conn]
+        broadcast(f"* {nick} left")
+        conn.close()
+
+    with socket.create_server(("127.0.0.1", port)) as listener:
+        while True:
+            conn, _ = listener.accept()
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+
+def e2_walk_no_try_nameless_ok(port):
+    return e2_walk_no_try(port, bare_next=False)
+
+
+@pytest.mark.parametrize(
+    "answer, step, hint",
+    [
+        (e2_walk_no_try, "closes before it sends a nickname", "next(lines, None)"),
+        (e2_walk_no_try_nameless_ok, "carol vanishes", "Catch OSError around the client's"),
+    ],
+)
+def test_a_server_without_try_fails_at_the_same_step_every_time(answer, step, hint):
+    """The conversations' clients leave one at a time at the end: the server's '* NICK
+    left' never meets a socket the check has just closed, so the verdict (before: '1 of
+    4' or '2 of 4', by chance) names the step that really broke the server."""
+    for _ in range(3):
+        verdict = nb09.check_chat_server(answer)
+        fails_with(verdict, hint)
+        assert [o.status for o in verdict.outcomes] == ["pass", "pass", "fail", "skip"]
+        assert step in verdict.failure.sent, verdict.text()
+
+
+def test_read_lines_not_defined_is_told_to_run_its_cell():
+    source = """
+def chat_server(port):
+    def handle(conn):
+        for line in read_lines(conn):
+            conn.sendall(line.encode())
+    with socket.create_server(("127.0.0.1", port)) as listener:
+        while True:
+            conn, _ = listener.accept()
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+"""
+    namespace = {"socket": socket, "threading": threading}  # a kernel without read_lines
+    exec(source, namespace)
+    verdict = nb09.check_chat_server(namespace["chat_server"])
+    fails_with(verdict, "read_lines is your function of Exercise 1. Run the cell that defines")
+    assert "NameError: name 'read_lines' is not defined" in verdict.text()

@@ -85,3 +85,10 @@ def test_a_cell_tagged_to_raise_does_raise(path):
         and not any(out["output_type"] == "error" for out in cell.get("outputs", []))
     ]
     assert not stale, f"{path.name}: cells tagged raises-exception that do not raise: {stale}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_notebook_cites_the_maintainers_pitfalls_file(path):
+    """../shared/PITFALLS.md is the maintainers' list; learners do not have it, so a notebook
+    says what a row says instead of citing "PITFALLS row N"."""
+    assert "PITFALLS" not in path.read_text(encoding="utf-8"), path.name

@@ -577,6 +577,19 @@ HINT_BADF = (
     "OSError around each send to another member (only that member leaves), and remove a "
     "client from the dict (under the lock) before you close its socket."
 )
+HINT_NAME_ERROR = (
+    "A NameError: your server uses {name}, which this kernel does not know (not a mistake "
+    "in your logic). {which}Run the cell that defines it (after a restart: the first cell, "
+    "its imports, too), then your function's cell, then this check."
+)
+
+
+def hint_name_error(exc: NameError) -> str:
+    name = getattr(exc, "name", None)
+    which = "read_lines is your function of Exercise 1. " if name == "read_lines" else ""
+    return HINT_NAME_ERROR.format(name=repr(name) if name else "a name", which=which)
+
+
 HINT_ONE_AT_A_TIME = (
     "The room serves one client at a time: start a thread per client "
     "(threading.Thread(...).start(), not .run()), or use selectors or asyncio."
@@ -712,10 +725,30 @@ def _conversation(server, steps):
                             sent,
                         )
                     gone.close()
-            for member in members.values():
-                member.close()
+                crashed = server.errors[:1]
+                if crashed:  # a thread died at this step: say so at this step
+                    raise Failure(
+                        "a thread of your server died at this step",
+                        _crash_hint(crashed[0]) or hint,
+                        sent,
+                    )
+            leave_one_by_one(room, list(members.values()), server)
 
     return run
+
+
+def leave_one_by_one(room, members: list[Member], server=None) -> None:
+    """Close members one at a time, each once the others have read that it left (or
+    REPLY_TIMEOUT has passed) and ``server`` (if given) is settled again, so that the
+    server's '* NICK left' never meets a socket the check has just closed, nor a leave
+    its broadcast loop: a crash there would be the check's doing, at no step of its own."""
+    while members:
+        member = members.pop()
+        member.close()
+        line = f"* {member.nick} left"
+        room.wait(lambda line=line: all(line in m.lines or m.ended for m in members))
+        if server is not None:
+            server.wait_quiet(REPLY_TIMEOUT, deadlines=False)
 
 
 def _one_at_a_time(room, members, nick) -> str | None:
@@ -776,6 +809,8 @@ def _expect(room, server, members, expected, hint, sent) -> None:
 
 
 def _crash_hint(exc: BaseException) -> str | None:
+    if isinstance(exc, NameError):
+        return hint_name_error(exc)
     if isinstance(exc, RuntimeError) and "changed size during iteration" in str(exc):
         return HINT_ITERATE
     if isinstance(exc, OSError) and exc.errno == errno.EBADF:
@@ -916,7 +951,7 @@ def churn(port: int, stayers: int = STAYERS, churners: int = CHURNERS, min_messa
             unleft[person.nick] = _unleft(person, churners)
             lefts = [line for line in person.lines if line.endswith(" left")]
             doubled[person.nick] = sorted({line for line in lefts if lefts.count(line) > 1})
-            person.close()
+        leave_one_by_one(room, people)
     return {
         "sent": sent,
         "missing": missing,
