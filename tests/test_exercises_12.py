@@ -9,6 +9,7 @@ measure in the same run (a window, a gap, a ratio), so these tests hold on a bus
 import os
 import socket
 import struct
+import threading
 import time
 
 import pytest
@@ -813,3 +814,100 @@ def review_ex3_c4_recv_256kib(sock):
 )
 def test_count_bytes_review_correct_attempts_pass(correct):
     assert_passes(nb12.check_count_bytes(correct))
+
+
+# --- The newcomer walkthrough (/work/notes/reviews/nb12-walkthrough.md) -------------------
+
+
+def test_the_reference_meter_waits_for_a_reply_that_comes_in_two_pieces():
+    """recv(2) may return b'o' alone: the solution reads on until both bytes came."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(5)
+        port = listener.getsockname()[1]
+        nbytes = 100_000
+
+        def serve():
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(5)
+                got = 0
+                while got < nbytes:
+                    got += len(conn.recv(65536))
+                conn.sendall(b"o")
+                time.sleep(0.05)  # the scenario: the second byte comes later, alone
+                conn.sendall(b"k")
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        assert sol12.throughput(port, nbytes) > 0
+        server.join(5)
+
+
+def without_imports(source, name):
+    """The learner's function as it is after a kernel restart: its cell ran, the imports
+    cell and section 2 did not (no socket, no time, no recv_exactly)."""
+    namespace = {}
+    exec(source, namespace)  # noqa: S102 - the test's own source text
+    return namespace[name]
+
+
+@pytest.mark.parametrize(
+    ("check", "source", "name"),
+    [
+        (
+            nb12.check_throughput,
+            "def throughput(port, nbytes):\n"
+            "    with socket.create_connection(('127.0.0.1', port), timeout=5) as sock:\n"
+            "        sock.sendall(bytes(nbytes))\n"
+            "    return 1.0\n",
+            "throughput",
+        ),
+        (
+            nb12.check_fetch_all,
+            "def fetch_all(port, keys):\n    return [recv_exactly(None, 4) for key in keys]\n",
+            "fetch_all",
+        ),
+        (
+            nb12.check_count_bytes,
+            "def count_bytes(sock):\n"
+            "    total = 0\n"
+            "    start = time.perf_counter()\n"
+            "    while chunk := sock.recv(65536):\n"
+            "        total += len(chunk)\n"
+            "    return total\n",
+            "count_bytes",
+        ),
+    ],
+)
+def test_a_name_error_after_a_restart_says_which_cells_to_run(check, source, name):
+    verdict = check(without_imports(source, name))
+    assert_fails_with(verdict, "NameError", "Run the imports cell")
+    assert "section 2" in verdict.hint, str(verdict)
+
+
+def walk_ex3_concat_bytes_recv_4096(sock):
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk  # quadratic: copies all of data at every step
+    return len(data)
+
+
+def walk_ex3_counts_byte_by_byte(sock):
+    total = 0
+    while chunk := sock.recv(65536):
+        for _ in chunk:  # keeps nothing, but a Python step per byte
+            total += 1
+    return total
+
+
+def test_count_bytes_quadratic_concat_is_diagnosed_first_whatever_the_recv_size():
+    verdict = nb12.check_count_bytes(walk_ex3_concat_bytes_recv_4096)
+    assert_fails_with(verdict, "memory grew", "quadratic")
+    assert "4,096 bytes at a time" not in verdict.hint, str(verdict)
+
+
+def test_count_bytes_never_passes_a_reader_too_slow_to_be_measured():
+    """A reader that keeps nothing but is too slow to finish gets ✗, not an unmeasured ✓."""
+    verdict = nb12.check_count_bytes(walk_ex3_counts_byte_by_byte)
+    assert_fails(verdict, "what your loop does with each chunk")
+    assert "✓" not in str(verdict), str(verdict)

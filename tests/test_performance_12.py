@@ -3,7 +3,7 @@ NBVAL_IGNORE_OUTPUT there): orderings and ratios, measured here on real sockets.
 
 These run while other tests load the machine, so each margin is far from what noise does:
 the Nagle stall is a 40 ms timer against round trips of microseconds (asserted: 5x apart,
-measured 1000x); recv(65536) against recv(1) is asserted 10x, measured 1000-4000x.
+measured 1000x); recv(65536) against recv(1) is asserted 10x, measured 1,600-7,900x.
 """
 
 import socket

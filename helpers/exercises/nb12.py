@@ -254,6 +254,23 @@ CALL_LIMIT = 10.0  # seconds for one call (a generator over 8 MB takes one or tw
 TIGHT_TRIALS = 5  # the machine may be busy at one b'ok': the best of up to 5 transfers counts
 
 
+HINT_NAME_ERROR = (
+    "A NameError: your function uses {name}, which this kernel does not know (not a "
+    "mistake in your logic; after a kernel restart every name is gone). Run the imports "
+    "cell at the top of the notebook and section 2's cell (recv_exactly, kv_server), then "
+    "your function's cell, then this check."
+)
+
+
+def _raised(error: BaseException, hint: str, sent: str) -> Failure:
+    """The failure for a learner's function that raised ``error``: a NameError gets the
+    hint to run the cells that define the names, any other error ``hint``."""
+    if isinstance(error, NameError):
+        name = getattr(error, "name", None)
+        hint = HINT_NAME_ERROR.format(name=repr(name) if name else "a name")
+    return Failure(f"it raised {describe_exception(error)}", hint, sent)
+
+
 def _lowest(low: float) -> float:
     return low * (1 - LOW_SLACK) - 0.001 - _RESOLUTION
 
@@ -312,8 +329,8 @@ def check_throughput(throughput) -> object:
                 sent,
             )
         if call.error is not None:
-            raise Failure(
-                f"it raised {describe_exception(call.error)}",
+            raise _raised(
+                call.error,
                 "Connect to ('127.0.0.1', port), sendall() nbytes, read the reply b'ok', "
                 "and return the figure.",
                 sent,
@@ -602,7 +619,7 @@ def check_fetch_all(fetch_all) -> object:
                     "setsockopt raised PermissionError: check the level and the name, "
                     "sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)."
                 )
-            raise Failure(f"it raised {describe_exception(call.error)}", hint, sent)
+            raise _raised(call.error, hint, sent)
         if server.problem:
             raise Failure(
                 server.problem,
@@ -851,6 +868,20 @@ def _asked(sock: RecordingSocket) -> float:
     return statistics.median(sock.asked) if sock.asked else 0
 
 
+def _slow_hint(typical: float) -> str:
+    """Why a counter that keeps no data is slow: tiny recv sizes, or work per chunk."""
+    if typical and typical < 8192:
+        return (
+            f"Your reads ask for {typical:,.0f} bytes at a time. Each recv() is a system "
+            "call with a fixed cost, whatever it returns: ask for more per call "
+            "(65536, or 1 MiB), and the same data takes far fewer calls."
+        )
+    return (
+        "Your recv size is fine: the time goes elsewhere, in what your loop does with each "
+        "chunk. Count len(chunk) and do nothing else with it."
+    )
+
+
 def check_count_bytes(count_bytes) -> object:
     """``count_bytes(sock)`` reads until EOF, returns the count, keeps no data, at a
     fair speed."""
@@ -871,8 +902,10 @@ def check_count_bytes(count_bytes) -> object:
             else:
                 hint = (
                     "Your function kept the data: `data += chunk` (bytes or bytearray), a "
-                    "list of chunks, or makefile().read() hold all of it. Count len(chunk) "
-                    "and keep nothing: the chunk is dropped at the next recv()."
+                    "list of chunks, or makefile().read() hold all of it (and `+=` on bytes "
+                    "also copies everything received so far at every step: quadratic time, "
+                    "whatever the recv size). Count len(chunk) and keep nothing: the chunk "
+                    "is dropped at the next recv()."
                 )
             raise Failure(what, hint, sent)
 
@@ -905,10 +938,16 @@ def check_count_bytes(count_bytes) -> object:
                     "recv() returns b'' at the end of the stream: stop there and return.",
                     sent,
                 )
-            return  # too slow to finish: the speed check says why
-        if call.error is not None:
+            # not finished, memory measured and small: it counts, too slowly to finish
             raise Failure(
-                f"it raised {describe_exception(call.error)}",
+                "it had not returned 3 s after the transfer began (its memory stayed small: it "
+                "was just slow)",
+                _slow_hint(_asked(sock)),
+                sent,
+            )
+        if call.error is not None:
+            raise _raised(
+                call.error,
                 "Read with sock.recv(size) in a loop until it returns b''; add len(chunk) up.",
                 sent,
             )
@@ -948,24 +987,15 @@ def check_count_bytes(count_bytes) -> object:
         ratio = statistics.median(ratios)
         if ratio >= RATIO:
             return
-        typical = _asked(last.sock)
         what = (
             f"it read at {_times(ratio)} the speed of a recv(65536) loop on the same "
             "transfers (a fifth passes)"
         )
-        if typical and typical < 8192:
-            hint = (
-                f"Your reads ask for {typical:,.0f} bytes at a time. Each recv() is a system "
-                "call with a fixed cost, whatever it returns: ask for more per call "
-                "(65536, or 1 MiB), and the same data takes far fewer calls."
-            )
-        else:
-            hint = (
-                "Your recv size is fine: the time goes elsewhere. Keeping the data costs: "
-                "`data += chunk` on bytes copies everything received so far at every step. "
-                "Count len(chunk) and keep nothing."
-            )
-        raise Failure(what, hint, f"{TRANSFER:,} bytes, {ROUNDS} rounds beside recv(65536)")
+        raise Failure(
+            what,
+            _slow_hint(_asked(last.sock)),
+            f"{TRANSFER:,} bytes, {ROUNDS} rounds beside recv(65536)",
+        )
 
     return run_checks(
         "count_bytes(sock)",
