@@ -182,6 +182,7 @@ def exact_reader_handler(
     catch=True,
     close_on_eof=True,
     close_after_error=True,
+    close_after_append_error=False,
     header_read=None,
     value_read=None,
 ):
@@ -218,6 +219,9 @@ def exact_reader_handler(
                     value = recv_exactly(conn, value_length)
                 status, result = answer(store, op, key, value, lock, racy=racy)
                 conn.sendall(response.pack(status, len(result)) + result)
+                if status == TOO_LARGE and close_after_append_error:
+                    conn.close()
+                    return
                 if not keep_open:
                     conn.close()
                     return
@@ -354,6 +358,12 @@ WRONG_SERVERS = [
         "close the connection",
     ),
     ("thread.run() instead of start()", run_not_start_server, "a slow client", "not .run()"),
+    (
+        "closes the connection after APPEND's TOO_LARGE",
+        server_with(close_after_append_error=True),
+        "oversized",
+        "keep the connection open, like NOT_FOUND",
+    ),
 ]
 
 
@@ -363,6 +373,53 @@ WRONG_SERVERS = [
 def test_wrong_servers_are_caught_with_the_cause(server, row, hint):
     card = nb13.attack(server)
     row_fails(card, row, hint)
+
+
+def server_calling(parse):
+    """A thread-per-client server of the solution's shape whose parse step is ``parse``."""
+
+    def handle(conn, store, lock):
+        with conn:
+            data = conn.recv(65536)
+            parse(data)
+
+    def kv_server(port):
+        listen_and_thread(port, handle)
+
+    return kv_server
+
+
+def test_a_server_whose_parser_is_still_the_stub_is_told_to_finish_exercise_1():
+    card = nb13.attack(server_calling(stub), nb13.ATTACKS[:1])
+    assert not card.not_done, card.text()
+    row_fails(card, "SET, GET", "finish Exercise 1")
+    assert "input: on one connection" in card.text()
+
+
+def test_a_name_error_in_the_server_says_which_cell_to_run():
+    def undefined(data):
+        return parse_requests_never_defined(data)  # noqa: F821 (the learner's NameError)
+
+    card = nb13.attack(server_calling(undefined), nb13.ATTACKS[:1])
+    row_fails(card, "SET, GET", "run the cell that defines it")
+    assert "parse_requests_never_defined" in card.row("SET, GET").failure.hint
+
+    def no_header(data):
+        return REQUEST_HEADER.unpack(data[:7])  # noqa: F821 (the import cell not run)
+
+    card = nb13.attack(server_calling(no_header), nb13.ATTACKS[:1])
+    row_fails(card, "SET, GET", "run the import cell at the top")
+
+
+def test_the_notebook_imports_the_header_structs():
+    assert nb13.REQUEST_HEADER.format == "!cHI" and nb13.REQUEST_HEADER.size == 7
+    assert nb13.RESPONSE_HEADER.format == "!BI" and nb13.RESPONSE_HEADER.size == 5
+
+
+def test_a_crash_seen_only_at_the_end_of_a_row_still_shows_its_input():
+    card = nb13.attack(server_with(catch=False), [nb13.ATTACKS[0], nb13.ATTACKS[7]])
+    row_fails(card, "clients that vanish", "Catch ConnectionError")
+    assert card.row("clients that vanish").failure.sent == nb13.VANISH_SENT, card.text()
 
 
 def test_the_race_is_real_in_the_racy_server():
@@ -452,9 +509,6 @@ def selectors_server(port):
                         break
                     status, result = answer(store, op[0].encode(), key, value, threading.Lock())
                     state[1] += RESPONSE.pack(status, len(result)) + result
-                    if status == TOO_LARGE:
-                        state[3] = True
-                        break
                 if state[1]:
                     selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
 
@@ -490,8 +544,6 @@ async def asyncio_server(port):
                 status, result = answer(store, op, key, value, threading.Lock())
                 writer.write(RESPONSE.pack(status, len(result)) + result)
                 await writer.drain()
-                if status == TOO_LARGE:
-                    return
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -580,6 +632,8 @@ def parser_with(**mistakes):
 
     def parse(data):
         requests = []
+        if mistakes.get("fail_fast") and data and data[:1] not in nb13.OPS:
+            return [("ERROR", BAD_REQUEST, b"")], b""  # judged before the 7 bytes are there
         while len(data) >= 7:
             op, key_length, value_length = struct.unpack(fmt, data[:7])
             name = nb13.OPS.get(op) if not mistakes.get("raise_bad") else nb13.OPS[op]
@@ -591,10 +645,14 @@ def parser_with(**mistakes):
                 if mistakes.get("off_by_one")
                 else key_length > MAX_KEY or value_length > MAX_VALUE
             )
+            malformed = key_length == 0 or (name in ("GET", "DEL") and value_length)
+            if mistakes.get("malformed_first") and malformed:
+                requests.append(("ERROR", BAD_REQUEST, b""))
+                return requests, b""
             if not mistakes.get("limits_after_body") and limit_check:
                 requests.append(("ERROR", TOO_LARGE, b""))
                 return requests, b""
-            if key_length == 0 or (name in ("GET", "DEL") and value_length):
+            if malformed:
                 requests.append(("ERROR", BAD_REQUEST, b""))
                 return requests, b""
             end = 7 + key_length + value_length
@@ -627,6 +685,8 @@ def parser_with(**mistakes):
         (parser_with(bytes_op=True), "op is the name, a str"),
         (parser_with(strip=True), "do not decode or strip"),
         (parser_with(one_only=True), "loop, taking one complete request after another"),
+        (parser_with(fail_fast=True), "Judge a header only once all 7 of its bytes are there"),
+        (parser_with(malformed_first=True), "Check a header in the order of section 1"),
     ],
     ids=[
         "little-endian",
@@ -636,6 +696,8 @@ def parser_with(**mistakes):
         "bytes-op",
         "strip",
         "one-only",
+        "fail-fast",
+        "malformed-before-limits",
     ],
 )
 def test_wrong_parsers_are_caught(parser, hint):

@@ -119,6 +119,18 @@ def client_context(ca=None) -> ssl.SSLContext:
 # --- the check's own servers -----------------------------------------------------------------
 
 
+class _Seen(list):
+    """A list of what the check's server saw; ``recorded`` is set at the first entry."""
+
+    def __init__(self):
+        super().__init__()
+        self.recorded = threading.Event()
+
+    def append(self, item) -> None:
+        super().append(item)
+        self.recorded.set()
+
+
 def _tls_peer(port, cert, handshakes=None):
     """A TLS server presenting ``cert``: it reads until the client has finished.
 
@@ -730,9 +742,13 @@ def check_peer_subject(peer_subject) -> object:
                     with authority() as (_, other_cert, _):
                         cert = other_cert  # signed by another CA than the one in cafile
                 hostname = OTHER_NAME if kind == "name" else HOSTNAME
-                handshakes = []  # what the check's server saw of each handshake
+                handshakes = _Seen()  # what the check's server saw of each handshake
                 with peer("tls", cert, handshakes) as server:
                     call = _subject_call(peer_subject, server.port, hostname, files.cafile)
+                    if call.finished and not isinstance(call.error, ssl.SSLCertVerificationError):
+                        # the verdict needs the server's side of the handshake, which its
+                        # thread records once accept() has failed: wait for it (busy machine)
+                        handshakes.recorded.wait(2.0)
             sent = f"peer_subject(port, {hostname!r}, cafile): " + (
                 "a certificate signed by another CA"
                 if kind == "impostor"

@@ -35,6 +35,7 @@ from helpers import netlab
 from ._checker import (
     REPLY_TIMEOUT,
     Failure,
+    NotDone,
     Outcome,
     Verdict,
     WatchedCall,
@@ -68,6 +69,7 @@ MAX_VALUE = 65536  # bytes (64 KiB)
 IDLE_TIMEOUT = 2.0  # seconds without a byte from the client: the server closes
 _REQUEST = struct.Struct("!cHI")  # op, key length, value length: 7 bytes, big-endian
 _RESPONSE = struct.Struct("!BI")  # status, value length: 5 bytes, big-endian
+REQUEST_HEADER, RESPONSE_HEADER = _REQUEST, _RESPONSE  # the notebook imports these names
 _CODES = {name: code for code, name in OPS.items()}
 
 
@@ -94,6 +96,16 @@ HINT_RETURN = (
 HINT_INCOMPLETE = (
     "A request is complete only when its 7-byte header AND its key and value have all "
     "arrived: until then return it untouched in rest, and no request for it."
+)
+HINT_JUDGE_WHOLE_HEADER = (
+    "Judge a header only once all 7 of its bytes are there (section 1): fewer bytes, even "
+    "with an unknown op, are an incomplete request, not yet an error: return it untouched "
+    "in rest."
+)
+HINT_CHECK_ORDER = (
+    "Check a header in the order of section 1: first the op (unknown: BAD_REQUEST), then "
+    "the limits (a key over MAX_KEY or a value over MAX_VALUE: TOO_LARGE), and only then a "
+    "key length of 0 or a GET or DEL with a value (BAD_REQUEST)."
 )
 HINT_SEVERAL = (
     "One buffer can hold several requests (a client pipelines them): loop, taking one "
@@ -166,7 +178,7 @@ PARSE_CASES = [
         b"X\x00",
         [],
         b"X\x00",
-        HINT_INCOMPLETE,
+        HINT_JUDGE_WHOLE_HEADER,
         "2 bytes of a header whose op is unknown (not judged before all 7 bytes are there)",
     ),
     (
@@ -253,6 +265,27 @@ PARSE_CASES = [
         None,
         HINT_TOO_LARGE,
         "a header that announces a 4 GB value",
+    ),
+    (
+        _raw(b"G", 1, MAX_VALUE + 1, b"k"),
+        [("ERROR", TOO_LARGE, b"")],
+        None,
+        HINT_CHECK_ORDER,
+        "a GET with a value of MAX_VALUE + 1 bytes (the limit comes first: TOO_LARGE)",
+    ),
+    (
+        _raw(b"S", 0, MAX_VALUE + 1),
+        [("ERROR", TOO_LARGE, b"")],
+        None,
+        HINT_CHECK_ORDER,
+        "a key length of 0 and a value of MAX_VALUE + 1 bytes (the limit comes first)",
+    ),
+    (
+        _raw(b"X", MAX_KEY + 1, 0),
+        [("ERROR", BAD_REQUEST, b"")],
+        None,
+        HINT_CHECK_ORDER,
+        "an unknown op with a key of MAX_KEY + 1 bytes (the op comes first: BAD_REQUEST)",
     ),
     (
         encode_request("SET", b"k", b"v") + _raw(b"?", 1, 0, b"k") + _get(b"k"),
@@ -542,6 +575,14 @@ HINT_APPEND_LIMIT = (
     "An APPEND whose result would be longer than MAX_VALUE gets TOO_LARGE (and the value "
     "stays as it was): compare len(old) + len(value) with MAX_VALUE before storing."
 )
+HINT_APPEND_KEEP_OPEN = (
+    "An APPEND refused with TOO_LARGE arrived whole, so the framing is intact: answer it "
+    "and keep the connection open, like NOT_FOUND (section 1). Only a bad header closes it."
+)
+HINT_FINISH_PARSER = (
+    "Your server calls code that still raises NotImplementedError: finish Exercise 1 "
+    "(parse_requests) and run its cell, then run your server's cell and this check again."
+)
 HINT_SET_REPLY = "SET answers OK with an empty value (value length 0), not the value it stored."
 HINT_DEL_MISSING = "DEL of a key that does not exist answers NOT_FOUND; DEL of one that exists, OK."
 HINT_EMPTY_EXISTS = (
@@ -730,8 +771,15 @@ def _expect_replies(
     return replies
 
 
+BASICS_SENT = (
+    "on one connection, one at a time: SET, GET, GET of a missing key, DEL, GET, DEL again, "
+    "APPEND to a missing key, APPEND, GET of the appended key, SET of all 256 byte values, "
+    "GET of it, SET of an empty value, GET of it"
+)
+
+
 def _attack_basics(srv):
-    sent = "on one connection: SET, GET, GET of a missing key, DEL, GET, DEL again, APPEND"
+    sent = BASICS_SENT
     with connect(srv) as sock:
         steps = [
             # (request, expected reply, the hint when the reply's status is the given one)
@@ -931,7 +979,7 @@ def _attack_oversized(srv):
         HINT_LIMITS,
     )
     value = b"x" * MAX_VALUE
-    sent = "SET of MAX_VALUE bytes, then APPEND of 1 byte to it, then GET on a new connection"
+    sent = "SET of MAX_VALUE bytes, then APPEND of 1 byte to it"
     with connect(srv) as sock:
         sock.sendall(
             encode_request("SET", b"limit:k", value) + encode_request("APPEND", b"limit:k", b"y")
@@ -944,13 +992,23 @@ def _attack_oversized(srv):
             HINT_APPEND_LIMIT,
             too_large=HINT_LIMIT_EDGE_SERVER,
         )
+        sock.sendall(_get(b"limit:k"))
+        try:
+            _expect(srv, sock, [(OK, value)], sent + "; then GET on the same connection", "")
+        except Failure as failure:
+            if failure.what.startswith(("no complete reply (eof", "no complete reply (reset")):
+                failure.what = "after the APPEND's TOO_LARGE the server closed the connection"
+                failure.hint = HINT_APPEND_KEEP_OPEN
+            else:
+                failure.hint = "An APPEND refused with TOO_LARGE leaves the value as it was."
+            raise
     with connect(srv) as sock:
         sock.sendall(_get(b"limit:k"))
         _expect(
             srv,
             sock,
             [(OK, value)],
-            sent,
+            sent + "; then GET on a new connection",
             "An APPEND refused with TOO_LARGE leaves the value as it was.",
         )
 
@@ -1089,8 +1147,11 @@ def _attack_slow_client(srv):
             )
 
 
+VANISH_SENT = "a client sends half of a SET, then closes (FIN); another resets (RST) mid-value"
+
+
 def _attack_vanish(srv):
-    sent = "a client sends half of a SET, then closes (FIN); another resets (RST) mid-value"
+    sent = VANISH_SENT
     request = encode_request("SET", b"vanish:k", b"v" * 1000)
     with connect(srv) as sock:
         sock.sendall(request[:20])
@@ -1114,8 +1175,11 @@ def _attack_vanish(srv):
     _still_serves(srv, sent, HINT_VANISH)
 
 
+RESET_SENT = "SET of 64 KiB, then 40 GETs of it in one send(), then a reset without reading"
+
+
 def _attack_reset_while_sending(srv):
-    sent = "SET of 64 KiB, then 40 GETs of it in one send(), then a reset without reading"
+    sent = RESET_SENT
     value = b"r" * MAX_VALUE
     with connect(srv) as sock:
         sock.sendall(encode_request("SET", b"reset:k", value))
@@ -1341,6 +1405,18 @@ class ReportCard(Verdict):
 
 
 def _crash_hint(exc: BaseException) -> str | None:
+    if isinstance(exc, NameError):
+        name = getattr(exc, "name", None) or "it"
+        where = {
+            "parse_requests": "Exercise 1's cell (finish parse_requests first)",
+            "REQUEST_HEADER": "the import cell at the top (it imports REQUEST_HEADER)",
+            "RESPONSE_HEADER": "the import cell at the top (it imports RESPONSE_HEADER)",
+        }.get(name, "the cell that defines it")
+        return (
+            f"Your server uses {name}, which is not defined in this kernel (after a restart, "
+            f"only the cells you ran are): run {where}, then your server's cell and this "
+            "check again."
+        )
     if isinstance(exc, ConnectionError):
         return HINT_VANISH
     if isinstance(exc, struct.error):
@@ -1385,12 +1461,40 @@ class _LoopErrors(logging.Handler):
             self.exceptions.append(record.exc_info[1])
 
 
+# what a row sends, for a failure that has no input of its own (a crash seen at the end)
+_INPUT_OF = {
+    _attack_basics: BASICS_SENT,
+    _attack_vanish: VANISH_SENT,
+    _attack_reset_while_sending: RESET_SENT,
+}
+
+
 def _with_server(kv_server, attack_one) -> None:
+    started = []  # the Server, once netlab has started the learner's kv_server
+    try:
+        _run_attack(kv_server, attack_one, started)
+    except Failure as failure:
+        if failure.sent is None:
+            failure.sent = _INPUT_OF.get(attack_one)
+        raise
+    except NotDone:
+        # kv_server itself ran; a handler of it hit the parse_requests stub
+        if started and any(isinstance(e, NotImplementedError) for e in started[0].errors):
+            raise Failure(
+                "your server crashed with NotImplementedError",
+                HINT_FINISH_PARSER,
+                _INPUT_OF.get(attack_one),
+            ) from None
+        raise
+
+
+def _run_attack(kv_server, attack_one, started: list) -> None:
     loop_errors = _LoopErrors()
     logger = logging.getLogger("asyncio")
     logger.addHandler(loop_errors)
     try:
         with serving(kv_server, crash_hints=_crash_hint) as srv:
+            started.append(srv)
             failure = None
             try:
                 attack_one(srv)
@@ -1762,6 +1866,16 @@ def _client_case(func, op, key, value, behaviours, what, title):
         if longer:
             raise Failure(
                 f"it read with a timeout of {max(longer):g} s, given timeout={CLIENT_TIMEOUT}",
+                HINT_USE_TIMEOUT,
+                sent,
+            )
+        shorter = [t for t in watched.read_timeouts if t is not None and t < CLIENT_TIMEOUT * 0.99]
+        if shorter and what[0] != "raise" and isinstance(call.error, TimeoutError):
+            # a reply that was due (the server answers) timed out under a timeout of the
+            # client's own: on a busy machine that shows here, before the slow-reply case
+            raise Failure(
+                f"it raised TimeoutError, reading with a timeout of {min(shorter):g} s, "
+                f"given timeout={CLIENT_TIMEOUT}",
                 HINT_USE_TIMEOUT,
                 sent,
             )

@@ -82,9 +82,6 @@ def handle_client(conn, store, lock):
                         return  # after an error, the framing is lost: close
                     status, answer = apply(store, lock, op, key, value)
                     replies.append(RESPONSE_HEADER.pack(status, len(answer)) + answer)
-                    if status == TOO_LARGE:
-                        conn.sendall(b"".join(replies))
-                        return
                 conn.sendall(b"".join(replies))
         except (ConnectionError, TimeoutError):
             return  # the client vanished, or was too slow: close its connection
