@@ -811,8 +811,8 @@ def _expect(room, server, members, expected, hint, sent) -> None:
 def _crash_hint(exc: BaseException) -> str | None:
     if isinstance(exc, NameError):
         return hint_name_error(exc)
-    if isinstance(exc, RuntimeError) and "changed size during iteration" in str(exc):
-        return HINT_ITERATE
+    if isinstance(exc, RuntimeError) and "changed" in str(exc) and "during iteration" in str(exc):
+        return HINT_ITERATE  # "dictionary changed size ..." or "dictionary keys changed ..."
     if isinstance(exc, OSError) and exc.errno == errno.EBADF:
         return HINT_BADF
     if isinstance(exc, OSError):  # a reset, a broken pipe, a socket closed meanwhile
