@@ -13,14 +13,11 @@ import socket
 import threading
 
 import pytest
+from exercise_asserts import stub
 
 from helpers.exercises import nb09
 from helpers.exercises.solutions import nb09 as sol09
 from helpers.servers import chat
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError
 
 
 def fails_with(verdict, hint_part: str) -> None:

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from exercise_asserts import stub
 
 from helpers.exercises import nb13
 from helpers.exercises.nb13 import (
@@ -34,10 +35,6 @@ from helpers.exercises.solutions import nb13 as sol
 
 HEADER = struct.Struct("!cHI")
 RESPONSE = struct.Struct("!BI")
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError
 
 
 def fails_with(verdict, hint_part: str) -> None:
