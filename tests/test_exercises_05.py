@@ -600,8 +600,6 @@ def test_busy_loop_is_caught_with_the_process_clock_too(monkeypatch):
     """Where threads have no CPU clock of their own (macOS, Windows), the process's counts."""
     monkeypatch.delattr(nb05.time, "pthread_getcpuclockid")
     fails_with(nb05.check_selector_server(read_write_for_all), "nearly always writable", IDLE)
+    # the reference, idle, uses far less than the threshold by that clock too
     verdict = nb05.check_selector_server(sol05.selector_server)
-    # what the process clock decides: the reference does not spin while its client is idle
-    # (its later scenarios are the same with either clock; under two test runs at once the
-    # 16 MiB one was seen to fail with this clock only: noted, not yet understood)
-    assert f"✓ {IDLE}" in verdict.text(), verdict.text()
+    assert verdict.passed, verdict.text()

@@ -532,7 +532,10 @@ def test_threaded_template_without_mistakes_passes():
         ({"framing": "recv"}, "recv() returns whatever has arrived"),
         ({"framing": "decode-chunks"}, "a UTF-8 letter may be split"),
         ({"catch_recv": False}, "Catch OSError around the"),
-        ({"catch_send": False}, "Catch OSError around the"),
+        # an uncaught send error shows as a reset, as a newcomer dropped, or (when the
+        # sender's thread then closed its socket under others) as 'Bad file descriptor':
+        # each of the three hints names the missing try around each send
+        ({"catch_send": False}, "around each send"),
         ({"start_threads": False}, "one client at a time"),
     ],
 )
