@@ -765,3 +765,37 @@ def test_wait_timeout_names_the_learners_variable(monkeypatch, capsys):
             echo.wait(0.2)
     finally:
         echo.stop()
+
+
+def test_waits_ended_tells_a_select_spin_from_an_idle_loop():
+    """Server.waits_ended counts the waits its threads finished: an idle select() loop
+    ends one per timeout, a loop whose select() returns at once (a connection registered
+    for EVENT_WRITE) thousands, without any CPU clock (nb05's busy-loop check uses it)."""
+    import selectors
+
+    def loop(events):
+        def server(port):
+            with selectors.DefaultSelector() as selector:
+                listener = socket.create_server(("127.0.0.1", port))
+                selector.register(listener, selectors.EVENT_READ)
+                while True:
+                    for key, _ in selector.select(timeout=0.1):
+                        if key.fileobj is listener:
+                            conn, _ = listener.accept()
+                            selector.register(conn, events)
+
+        return server
+
+    counts = {}
+    for name, events in (("idle", selectors.EVENT_READ), ("spin", selectors.EVENT_WRITE)):
+        srv = netlab.serve(loop(events), name=name, port=netlab.free_port())
+        try:
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=5):
+                start, begun = srv.waits_ended, time.monotonic()
+                # 0.5 s by the clock, however the machine is loaded
+                threading.Event().wait(0.5)
+                counts[name] = (srv.waits_ended - start) / (time.monotonic() - begun)
+        finally:
+            srv.stop()
+    assert counts["idle"] <= 30, counts  # about 10 a second: one per 0.1 s timeout
+    assert counts["spin"] > 1000, counts

@@ -779,14 +779,18 @@ HINT_SHORT_READ = (
     "you asked for gives what has arrived so far; more may come. Keep reading (EVENT_READ) "
     "until recv() returns b''."
 )
-IDLE_WINDOW = 1.0  # seconds of idle clients over which the server's CPU time is measured
-BUSY_SHARE = 0.1  # server threads using more than this share of a core meanwhile spin
-# (an idle correct server uses well under 1 %; a spinning one gets most of a core, and
-# still far more than this on a loaded machine: CPU time, not wall time, is measured.
-# Measured on a 2-core machine with three other busy processes, under netlab: a READ|WRITE
-# loop got 19-28 % of a core. Where threads have no CPU clock of their own (macOS,
-# Windows) the whole process's clock counts, so the threshold must stay low, not rise:
-# an idle Jupyter kernel with netlab loaded used 0.04 % of a core, 1 s at a time.)
+IDLE_WINDOW = 1.0  # seconds of idle clients over which the server's load is measured
+# A spin shows in either of two ways while the client is idle:
+# - select() (or another wait) returning more than SPIN_WAKEUPS times: an idle server's
+#   select() ends about once per timeout, a READ|WRITE loop's returns at once, thousands
+#   of times a second even on a loaded machine (it counts calls, not CPU);
+# - where threads have CPU clocks of their own (Linux), the server's threads using more
+#   than BUSY_SHARE of a core (an idle correct server uses well under 1 %). Measured on a
+#   2-core machine at load 11, a READ|WRITE loop under netlab got less than 10 % of a
+#   core: CPU alone cannot tell. Without thread clocks (macOS, Windows) the count alone
+#   decides: the process's clock counts the kernel's other threads too.
+BUSY_SHARE = 0.1
+SPIN_WAKEUPS = 200
 STALL = 0.5  # seconds without progress: every buffer on the way is full, the server waits
 FILL_BUDGET = 3.0  # a client that fills the server stops sending after this long at most
 
@@ -824,12 +828,13 @@ def _raised_by_send(exc: BaseException) -> bool:
     return bool(lines) and ".send(" in lines[-1] and "sendall(" not in lines[-1]
 
 
-def _thread_cpu(threads: list[threading.Thread]) -> float:
-    """CPU seconds used so far by the live ``threads`` (each thread's own clock), or where
-    there is no such clock (macOS, Windows) by the whole process, whose other threads wait
-    meanwhile."""
+def _thread_cpu(threads: list[threading.Thread]) -> float | None:
+    """CPU seconds used so far by the live ``threads``, each by its own clock; None where
+    threads have no such clock (macOS, Windows). The process's clock is no substitute: it
+    counts every other thread of the kernel (a learner's earlier server still spinning),
+    and a busy machine gives a spinning thread little CPU (SPIN_WAKEUPS counts instead)."""
     if not hasattr(time, "pthread_getcpuclockid"):
-        return time.process_time()
+        return None
     total = 0.0
     for thread in threads:
         with contextlib.suppress(OSError, OverflowError, TypeError, AttributeError):
@@ -1109,20 +1114,30 @@ def check_selector_server(selector_server) -> object:
                 server.hold(client)
                 raise
             threads = [t for t in srv.threads if t.is_alive()]
-            start_cpu, start = _thread_cpu(threads), time.monotonic()
+            start_cpu, start, start_waits = _thread_cpu(threads), time.monotonic(), srv.waits_ended
+
+            def load() -> tuple[int, float]:
+                """Waits ended, and CPU seconds used (0.0 without thread clocks), so far."""
+                cpu = _thread_cpu(threads)
+                used = 0.0 if cpu is None or start_cpu is None else cpu - start_cpu
+                return srv.waits_ended - start_waits, used
+
             quiet = threading.Event()
+            woke, used = 0, 0.0
             while not quiet.wait(0.05):  # stop early once the spin is beyond doubt
-                used = _thread_cpu(threads) - start_cpu
-                elapsed = time.monotonic() - start
-                if elapsed >= IDLE_WINDOW or used > BUSY_SHARE * IDLE_WINDOW * 2:
+                woke, used = load()
+                spins = woke > SPIN_WAKEUPS or used > BUSY_SHARE * IDLE_WINDOW
+                if spins or time.monotonic() - start >= IDLE_WINDOW:
                     break
-            used = _thread_cpu(threads) - start_cpu
+            woke, used = load()
+            elapsed = time.monotonic() - start
+            spins = woke > SPIN_WAKEUPS or used > BUSY_SHARE * IDLE_WINDOW
             client.setblocking(False)
             try:
                 again = client.recv(65536)
             except (BlockingIOError, ConnectionError):
                 again = b""
-            if again or used > BUSY_SHARE * IDLE_WINDOW:
+            if again or spins:
                 server.hold(client)
             else:  # the next scenario starts once the server has ended this connection
                 client.settimeout(REPLY_TIMEOUT)
@@ -1134,7 +1149,14 @@ def check_selector_server(selector_server) -> object:
                 HINT_NOT_TRIMMED,
                 sent,
             )
-        if used > BUSY_SHARE * IDLE_WINDOW:
+        if woke > SPIN_WAKEUPS:
+            raise Failure(
+                f"while its client was idle, your server's select() returned {woke:,} times "
+                f"in {elapsed:.2f} s (a busy loop)",
+                HINT_BUSY,
+                sent,
+            )
+        if spins:
             raise Failure(
                 f"your server used more than {BUSY_SHARE:.0%} of a CPU core while its client "
                 "was idle (a busy loop)",

@@ -186,6 +186,10 @@ class Group:
         self._version = 0
         self._epoch = 0
         self.stopping = False  # set by stop(): every wait of the group raises ServerStopped
+        # waits of the group's threads that have ended (select(), recv(), sleep(), ...): an
+        # idle server ends about one per timeout, a loop that spins on select() thousands a
+        # second, however little CPU a busy machine gives it
+        self.waits_ended = 0
         self.stop_event = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -269,6 +273,7 @@ class Group:
             info = self._infos.get(me)
             if info is None:
                 return
+            self.waits_ended += 1
             expired = wait.deadline is not None and wait.deadline <= now and not wait.woken
             info.clock = max(info.clock, wait.clock_from)
             if wait.timeout:  # a select(0) is a look, not a wait: it changes nothing here
