@@ -1829,8 +1829,14 @@ CLIENT_SCENARIOS = [
 ]
 
 
+def _timing(failure: Failure) -> Failure:
+    """``failure``, marked as one that a busy machine can cause (judged again)."""
+    failure.timing = True
+    return failure
+
+
 def _client_case(func, op, key, value, behaviours, what, title):
-    def check():
+    def once():
         watched = _Watched(func)
         server = ScriptedServer(behaviours, watched)
         sent = (
@@ -1873,11 +1879,13 @@ def _client_case(func, op, key, value, behaviours, what, title):
         if shorter and what[0] != "raise" and isinstance(call.error, TimeoutError):
             # a reply that was due (the server answers) timed out under a timeout of the
             # client's own: on a busy machine that shows here, before the slow-reply case
-            raise Failure(
-                f"it raised TimeoutError, reading with a timeout of {min(shorter):g} s, "
-                f"given timeout={CLIENT_TIMEOUT}",
-                HINT_USE_TIMEOUT,
-                sent,
+            raise _timing(
+                Failure(
+                    f"it raised TimeoutError, reading with a timeout of {min(shorter):g} s, "
+                    f"given timeout={CLIENT_TIMEOUT}",
+                    HINT_USE_TIMEOUT,
+                    sent,
+                )
             )
         if (
             server.requests
@@ -1901,20 +1909,35 @@ def _client_case(func, op, key, value, behaviours, what, title):
             if not isinstance(call.error, OSError):
                 raise Failure(f"it raised {describe_exception(call.error)}", HINT_GIVE_UP, sent)
             if server.connections != attempts:
-                raise Failure(
-                    f"it connected {server.connections} time(s), expected {attempts} "
-                    f"(1 + retries={CLIENT_RETRIES})",
-                    HINT_RETRY,
-                    sent,
+                raise _timing(
+                    Failure(
+                        f"it connected {server.connections} time(s), expected {attempts} "
+                        f"(1 + retries={CLIENT_RETRIES})",
+                        HINT_RETRY,
+                        sent,
+                    )
                 )
             return
         _, status, expected_value, connections = what
+        if server.connections > connections and shorter:
+            # a timeout of the client's own, shorter than the one given, gave up on a reply
+            # on its way: on a busy machine that shows here as attempts more than due
+            raise _timing(
+                Failure(
+                    f"it connected {server.connections} times, expected {connections}, reading "
+                    f"with a timeout of {min(shorter):g} s, given timeout={CLIENT_TIMEOUT}",
+                    HINT_USE_TIMEOUT,
+                    sent,
+                )
+            )
         if status != OK and server.connections > 1:
-            raise Failure(
-                f"it connected {server.connections} times although the first connection got "
-                f"its answer, {_status_name(status)}",
-                HINT_NOT_FOUND_NORMAL,
-                sent,
+            raise _timing(
+                Failure(
+                    f"it connected {server.connections} times although the first connection got "
+                    f"its answer, {_status_name(status)}",
+                    HINT_NOT_FOUND_NORMAL,
+                    sent,
+                )
             )
         if call.error is not None:
             error = call.error
@@ -1923,7 +1946,8 @@ def _client_case(func, op, key, value, behaviours, what, title):
                 hint = HINT_READ_EXACTLY
             if isinstance(error, TimeoutError) and _slow_answer in behaviours:
                 hint = HINT_USE_TIMEOUT
-            raise Failure(f"it raised {describe_exception(error)}", hint, sent)
+            failure = Failure(f"it raised {describe_exception(error)}", hint, sent)
+            raise _timing(failure) if isinstance(error, TimeoutError) else failure
         result = call.result
         if (
             not isinstance(result, tuple | list)
@@ -1951,15 +1975,28 @@ def _client_case(func, op, key, value, behaviours, what, title):
                 sent,
             )
         if server.connections != connections:
-            raise Failure(
-                f"it connected {server.connections} times, expected {connections}",
-                HINT_USE_TIMEOUT
-                if _slow_answer in behaviours
-                else "Connect once per attempt, and stop once an attempt got its reply.",
-                sent,
+            raise _timing(
+                Failure(
+                    f"it connected {server.connections} times, expected {connections}",
+                    HINT_USE_TIMEOUT
+                    if _slow_answer in behaviours
+                    else "Connect once per attempt, and stop once an attempt got its reply.",
+                    sent,
+                )
             )
         if None in watched.read_timeouts:
             raise Failure("it read from a socket without a timeout", HINT_TIMEOUT, sent)
+
+    def check():
+        # what a busy machine can cause (a reply of the check's own server late past the
+        # client's timeout: a TimeoutError, an attempt more) is judged again, twice at most:
+        # a correct client passes a run in time, a wrong one fails every run
+        for run in range(3):
+            try:
+                return once()
+            except Failure as failure:
+                if run == 2 or not getattr(failure, "timing", False):
+                    raise
 
     return check
 
