@@ -1,6 +1,6 @@
 """_checker.serving names why netlab stopped a learner's server: a loop that prints without
 end is not told it spins on recv() returning b'' (netlab's runaway note mentions b'' too),
-and a loop that does spin on b'' is."""
+and a loop that does spin on b'' is; a NameError names the import cell."""
 
 import socket
 
@@ -43,3 +43,21 @@ def test_a_runaway_printer_gets_the_runaway_hint_not_the_eof_one():
 def test_a_loop_spinning_on_eof_gets_the_eof_hint():
     verdict = nb04.check_echo_server(spins_on_eof)
     fails_with(verdict, HINT_EOF_SPIN[:40])
+
+
+def test_a_name_error_before_listening_names_the_import_cell():
+    """After a kernel restart a learner's server meets a module it never imported: the
+    hint says which name and which cell, not "bind() and listen() first"."""
+
+    def forgot_the_import(port):
+        listener = selectors.DefaultSelector()  # noqa: F821 (the missing import)
+        listener.close()
+
+    verdict = nb04.check_echo_server(forgot_the_import)
+    fails_with(
+        verdict,
+        "'selectors'",
+        "import cell",
+        what=["NameError"],
+        absent=["bind() and listen() first"],
+    )

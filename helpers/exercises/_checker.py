@@ -634,7 +634,17 @@ def _crash_hint(crash_hints, exc: BaseException) -> str | None:
             "Sockets carry bytes, not str: send text.encode() (or a b'...' literal), "
             "and decode what you receive with .decode()."
         )
-    return crash_hints(exc) if crash_hints else None
+    specific = crash_hints(exc) if crash_hints else None
+    if specific is None and isinstance(exc, NameError):
+        name = getattr(exc, "name", None)
+        shown = repr(name) if name else "a name"
+        return (
+            f"A NameError: your code uses {shown}, which this kernel "
+            "does not know. Most often that is a module whose import has not run since the "
+            "kernel (re)started, not a mistake in your logic: run the notebook's import cell "
+            "again, then your function's cell, then this check."
+        )
+    return specific
 
 
 def still_listens(server) -> bool:
