@@ -137,7 +137,9 @@ def _rows(connection: Connection, limit: int, preview_chars: int) -> list[Row]:
         if event.kind == "open":
             rows.append(Row("open", None, event.time, "open"))
         elif event.kind == "fin":
-            rows.append(Row("fin", event.direction, event.time, "FIN", detail="half-close"))
+            # a FIN ends one direction: by close() or by shutdown(SHUT_WR) (a half-close)
+            detail = "done sending: this side sends no more; the other may still send"
+            rows.append(Row("fin", event.direction, event.time, "FIN", detail=detail))
         elif event.kind == "reset":
             rows.append(Row("reset", event.direction, event.time, "RST", detail=event.note))
         elif event.kind == "refused":
@@ -333,7 +335,7 @@ def _svg(connection: Connection, *, times: bool, limit: int, addresses: bool) ->
                     f"{_e(row.preview)}</tspan></text>"
                 )
             else:
-                extra = " (half-close)" if row.kind == "fin" else " (connection reset)"
+                extra = " (done sending)" if row.kind == "fin" else " (connection reset)"
                 add(
                     f'<text x="{middle}" y="{y - 6}" text-anchor="middle" fill="{color}">'
                     f'<tspan font-weight="700">{_e(row.label)}</tspan>'

@@ -839,7 +839,10 @@ def refused_hint(port: int | None = None) -> str:
     running = [s for s in servers if s.running]
     if running:
         listed = ", ".join(f"{s.name!r} on {format_address(s.address)}" for s in running)
-        return f"netlab: nothing listens at that address. Your running servers: {listed}."
+        return (
+            "netlab: nothing listens at that address. Servers running in this kernel "
+            f"(none of them at that address): {listed}."
+        )
     return (
         "netlab: nothing listens at that address. Start the server first (run the cell "
         "that calls netlab.serve(...)), and connect to the port it reports (srv.port)."
