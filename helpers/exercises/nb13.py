@@ -878,6 +878,10 @@ def _attack_value_pieces(srv):
         sock.settimeout(REPLY_TIMEOUT)
         sock.connect(("127.0.0.1", srv.port))
         sock.sendall(_get(b"big:k") * SLOW_GETS)
+        # Read only once the server waits (in recv(), or in sendall() for room): its send()
+        # has then returned what it took. A client that read at once could drain loopback
+        # as fast as one send() fills it, and a send() on a busy machine then took it all.
+        srv.wait_quiet(2.0, kernel=False, deadlines=False)
         started = time.monotonic()
         replies = _read_replies(sock, srv, SLOW_GETS)
         waited = time.monotonic() - started
