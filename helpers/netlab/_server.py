@@ -258,8 +258,8 @@ class Server(Group):
                     version, until = self.settled(now)
                     if until is not None:
                         break
-                    if now >= horizon:
-                        return False
+                    if now >= horizon or interrupt_pending():
+                        return False  # (a held Interrupt ends the wait: interrupts_deferred)
                     self.cond.wait(min(horizon - now, _SLICE))
             if kernel and self._in_flight():
                 if time.monotonic() >= horizon:
