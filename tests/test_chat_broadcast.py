@@ -93,7 +93,9 @@ def test_the_scenario_catches_a_broadcast_over_the_live_dict():
             srv.stop()
         if seen:
             break
-    assert any("dictionary changed size during iteration" in e for e in seen), seen
+    # CPython says "keys changed" when a join and a leave left the size as it was
+    messages = ("dictionary changed size during iteration", "dictionary keys changed during")
+    assert any(m in e for e in seen for m in messages), seen
     assert any(result["missing"].values()) or result.get("not_ready") or result["stalled"]
 
 
