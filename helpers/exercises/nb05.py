@@ -1122,16 +1122,16 @@ def check_selector_server(selector_server) -> object:
                 used = 0.0 if cpu is None or start_cpu is None else cpu - start_cpu
                 return srv.waits_ended - start_waits, used
 
+            def spinning(woke: int, used: float) -> bool:
+                return woke > SPIN_WAKEUPS or used > BUSY_SHARE * IDLE_WINDOW
+
             quiet = threading.Event()
-            woke, used = 0, 0.0
             while not quiet.wait(0.05):  # stop early once the spin is beyond doubt
-                woke, used = load()
-                spins = woke > SPIN_WAKEUPS or used > BUSY_SHARE * IDLE_WINDOW
-                if spins or time.monotonic() - start >= IDLE_WINDOW:
+                if spinning(*load()) or time.monotonic() - start >= IDLE_WINDOW:
                     break
             woke, used = load()
             elapsed = time.monotonic() - start
-            spins = woke > SPIN_WAKEUPS or used > BUSY_SHARE * IDLE_WINDOW
+            spins = spinning(woke, used)
             client.setblocking(False)
             try:
                 again = client.recv(65536)
