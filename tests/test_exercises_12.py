@@ -913,3 +913,42 @@ def test_count_bytes_never_passes_a_reader_too_slow_to_be_measured():
     verdict = nb12.check_count_bytes(walk_ex3_counts_byte_by_byte)
     assert_fails(verdict, "what your loop does with each chunk")
     assert "✓" not in str(verdict), str(verdict)
+
+
+def hiccup_then_timeout_means_done(sock):
+    """Takes a timeout for the end, and stalls 0.3 s once near half-way, as a reader on a
+    busy machine that is not scheduled for a while (the stall is the scenario)."""
+    sock.settimeout(0.001)
+    total, stalled = 0, False
+    try:
+        while chunk := sock.recv(65536):
+            total += len(chunk)
+            if total >= 30_000_000 and not stalled:
+                stalled = True
+                time.sleep(0.3)
+    except TimeoutError:
+        pass
+    return total
+
+
+def test_count_bytes_pause_begins_when_the_reader_waits_so_a_late_reader_meets_it():
+    """The sender's pause begins once the reader has drained the queue and waits in
+    recv(): a reader that is late to drain it still meets the pause, and its 1 ms timeout
+    taken for the end is caught. (Paused just after sending half, as before, the 0.3 s
+    stall outlasted the 0.2 s pause: the reader never timed out, and 3 of 3 runs passed
+    the count.) A correct reader with the same stall still passes."""
+    for _ in range(3):
+        verdict = nb12.check_count_bytes(hiccup_then_timeout_means_done)
+        assert_fails_with(verdict, "timed out in the pause", "not the end")
+
+    def correct_with_a_stall(sock):
+        total, stalled = 0, False
+        while chunk := sock.recv(65536):
+            total += len(chunk)
+            if total >= 30_000_000 and not stalled:
+                stalled = True
+                time.sleep(0.3)
+        return total
+
+    verdict = nb12.check_count_bytes(correct_with_a_stall)
+    assert "✓ counts 64,000,000 bytes" in str(verdict), str(verdict)

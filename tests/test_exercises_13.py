@@ -784,6 +784,22 @@ def test_wrong_clients_are_caught(kv_call, hint):
     fails_with(nb13.check_kv_call(kv_call), hint)
 
 
+def test_a_run_our_server_made_late_is_run_again_and_never_blamed_on_the_client(monkeypatch):
+    """The slow server's reply, made later than the client's timeout (a machine so busy
+    that the check's own thread answered late): a correct client is not told to use its
+    timeout; the run is judged again, and after SPOILED_RUNS more the verdict says the
+    machine was too busy. Measured (our reply against the client's send), not guessed:
+    the same late replies to a client whose own short timeout gave up are not spoiled."""
+    monkeypatch.setattr(nb13, "SLOW_REPLY", nb13.CLIENT_TIMEOUT + 0.1)
+    monkeypatch.setattr(nb13, "SPOILED_RUNS", 1)
+    slow = [s for s in nb13.CLIENT_SCENARIOS if s[4] == [nb13._slow_answer]]
+    monkeypatch.setattr(nb13, "CLIENT_SCENARIOS", slow)
+    verdict = nb13.check_kv_call(sol.kv_call)
+    fails_with(verdict, "Run the check again when the machine is less busy")
+    assert "too busy to judge" in verdict.text() and "in 2 runs" in verdict.text()
+    fails_with(nb13.check_kv_call(client(fixed_timeout=0.2)), "Use the timeout you are given")
+
+
 def test_correct_client_in_another_style_passes():
     """A class-free client with makefile() reads and a while loop for the attempts."""
 

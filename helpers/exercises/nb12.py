@@ -735,11 +735,26 @@ class RecordingSocket(socket.socket):
         self.would_block = 0  # BlockingIOError: nothing to read on a non-blocking socket
         self.timeouts = 0  # TimeoutError: nothing came within the socket's timeout
         self.peeked = False  # MSG_PEEK: looks at the data without taking it
+        # the read in progress: (when it began, the socket's timeout then), None between
+        # reads; `state` is notified as each read begins and ends
+        self.reading: tuple[float, float | None] | None = None
+        self.active = time.monotonic()  # when a read last began or ended
+        self.state = threading.Condition()
 
     def _asking(self, size: int, flags: int) -> None:
         self.asked.append(size)
         if flags & getattr(socket, "MSG_PEEK", 0):
             self.peeked = True
+        with self.state:
+            self.active = time.monotonic()
+            self.reading = (self.active, self.gettimeout())
+            self.state.notify_all()
+
+    def _done(self) -> None:
+        with self.state:
+            self.reading = None
+            self.active = time.monotonic()
+            self.state.notify_all()
 
     def _failed(self, exc: OSError) -> None:
         if isinstance(exc, BlockingIOError):
@@ -754,6 +769,8 @@ class RecordingSocket(socket.socket):
         except OSError as exc:
             self._failed(exc)
             raise
+        finally:
+            self._done()
         self.received += len(data)
         self.empties += not data
         return data
@@ -765,6 +782,8 @@ class RecordingSocket(socket.socket):
         except OSError as exc:
             self._failed(exc)
             raise
+        finally:
+            self._done()
         self.received += n
         self.empties += not n
         return n
@@ -797,6 +816,51 @@ class Reading:
         self.peak = peak
 
 
+def _unread(sock: socket.socket) -> int | None:
+    """Bytes that wait in ``sock``'s receive queue (FIONREAD), or None where that cannot
+    be asked (Windows has no ioctl for it in Python) or the socket is closed."""
+    try:
+        import fcntl
+        import termios
+
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+    except (ImportError, OSError, ValueError, AttributeError):
+        return None
+
+
+def _pause(sock: RecordingSocket, stopping: threading.Event, budget: float) -> bool:
+    """The sender's pause half-way (a sender that is slow at times: the scenario, not a
+    synchronisation). It begins once the reader has read all that was sent and waits in a
+    read that only new data or a timeout can end, and lasts PAUSE; longer while that
+    read's own timeout, if shorter than PAUSE, has not had 50 ms beyond it to expire.
+    So a reader that takes a timeout for the end of the stream always meets one, however
+    slowly a busy machine lets it drain the queue. True: the check is stopping."""
+    deadline = time.monotonic() + budget
+    with sock.state:
+
+        def waiting() -> bool:  # (or it reads some other way, and 50 ms passed)
+            unread = _unread(sock)
+            quiet = time.monotonic() - sock.active >= 0.05
+            return unread is None or (unread == 0 and (sock.reading is not None or quiet))
+
+        # woken as each read begins and ends; 50 ms at most, for readers that read
+        # another way (the queue is asked again)
+        while not waiting() and not stopping.is_set() and time.monotonic() < deadline:
+            sock.state.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+        began = time.monotonic()
+        while not stopping.is_set():
+            end = began + PAUSE
+            if sock.reading is not None:
+                since, timeout = sock.reading
+                if timeout is not None and timeout < PAUSE:
+                    end = max(end, since + timeout + 0.05)
+            left = min(end, deadline) - time.monotonic()
+            if left <= 0:
+                break
+            sock.state.wait(left)
+    return stopping.is_set()
+
+
 def _timed_read(reader, total: int = TRANSFER, budget: float = BUDGET, first=False):
     """Run ``reader(sock)`` while a thread sends ``total`` bytes. ``first``: the sender
     pauses half-way, and the reader's peak memory is traced (tracemalloc)."""
@@ -820,7 +884,7 @@ def _timed_read(reader, total: int = TRANSFER, budget: float = BUDGET, first=Fal
                 sender.sendall(piece)
                 left -= len(piece)
                 if first and left <= total // 2 < left + len(piece):
-                    if stopping.wait(PAUSE):  # the pause is the scenario, not a sync
+                    if _pause(sock, stopping, budget):
                         return
             sender.shutdown(socket.SHUT_WR)
         except OSError:
@@ -858,6 +922,8 @@ def _timed_read(reader, total: int = TRANSFER, budget: float = BUDGET, first=Fal
         if tracing:
             tracemalloc.stop()
         stopping.set()
+        with sock.state:
+            sock.state.notify_all()  # a pause ends
         _closing(sender)
         _closing(sock)
         thread.join(SERVER_TIMEOUT)

@@ -1533,6 +1533,8 @@ def _asyncio_style(kv_server) -> bool:
 
 CLIENT_TIMEOUT = 1.0  # the timeout the check passes to kv_call (1 s: a busy machine is slow)
 CLIENT_RETRIES = 2
+LATE = 0.9 * CLIENT_TIMEOUT  # a reply of ours that went out later spoiled the run
+SPOILED_RUNS = 5  # runs that may be spoiled before the check says it cannot judge
 
 
 class _Watched(WatchedCall):
@@ -1541,14 +1543,18 @@ class _Watched(WatchedCall):
     def __init__(self, func):
         super().__init__(func)
         self.reads = 0
+        self.sends: list[float] = []  # when each of its sends began (time.monotonic)
         self.changed = threading.Condition()
 
     def _profile(self, frame, event, arg) -> None:
         super()._profile(frame, event, arg)
-        if event == "c_call" and getattr(arg, "__name__", "") in ("recv", "recv_into"):
+        name = getattr(arg, "__name__", "") if event == "c_call" else ""
+        if name in ("recv", "recv_into"):
             with self.changed:
                 self.reads += 1
                 self.changed.notify_all()
+        elif name in ("send", "sendall", "sendmsg"):
+            self.sends.append(time.monotonic())
 
     def wait_reads(self, count: int, timeout: float) -> bool:
         with self.changed:
@@ -1568,6 +1574,7 @@ class ScriptedServer:
         self.listener.settimeout(0.2)
         self.port = self.listener.getsockname()[1]
         self.requests: list[bytes] = []
+        self.answered: list[float] = []  # when each reply's first bytes went out
         self.connections = 0
         self.closing = threading.Event()
         self.held: list[socket.socket] = []
@@ -1614,6 +1621,17 @@ class ScriptedServer:
                 return None
             data += chunk
 
+    def lateness(self, sends: list[float]) -> float:
+        """The longest time from a send of the learner's to the next reply of ours (0
+        with none): more than the client's timeout, and a busy machine, not the client,
+        made the reply late."""
+        worst = 0.0
+        for answered in self.answered:
+            before = [sent for sent in sends if sent <= answered]
+            if before:
+                worst = max(worst, answered - before[-1])
+        return worst
+
     def close(self):
         self.closing.set()
         for sock in self.held:
@@ -1644,6 +1662,7 @@ def _answer(server, conn, pieces=False, request=b""):
         reply = encode_response(BAD_REQUEST)
     if not pieces or server.watched is None:
         conn.sendall(reply)
+        server.answered.append(time.monotonic())
         return
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     # each piece once the learner's code has called recv again (so it arrives alone)
@@ -1654,6 +1673,8 @@ def _answer(server, conn, pieces=False, request=b""):
             continue
         reads = server.watched.reads
         conn.sendall(reply[previous:cut])
+        if not previous:
+            server.answered.append(time.monotonic())
         previous = cut
         server.watched.wait_reads(reads + 1, 0.3)  # it read this piece and wants more
 
@@ -1863,6 +1884,15 @@ def _client_case(func, op, key, value, behaviours, what, title):
         finally:
             server.close()
             watched.close_all()
+        try:
+            judge(call, watched, server, sent, bound)
+        except Failure as failure:
+            # our reply went out later than the client's timeout after its request: a
+            # busy machine spoiled the run (measured, so judged again, not guessed)
+            failure.spoiled = server.lateness(watched.sends) > LATE
+            raise
+
+    def judge(call, watched, server, sent, bound):
         longer = [t for t in watched.read_timeouts if t is not None and t > CLIENT_TIMEOUT * 1.01]
         if not call.finished:
             hint = (
@@ -1992,15 +2022,31 @@ def _client_case(func, op, key, value, behaviours, what, title):
             raise Failure("it read from a socket without a timeout", HINT_TIMEOUT, sent)
 
     def check():
-        # what a busy machine can cause (a reply of the check's own server late past the
-        # client's timeout: a TimeoutError, an attempt more) is judged again, twice at most:
-        # a correct client passes a run in time, a wrong one fails every run
-        for run in range(3):
+        # A run whose replies went out late (measured: SPOILED_RUNS more at most) is run
+        # again; so is a failure a busy machine can cause (a TimeoutError, an attempt
+        # more: twice at most). A correct client passes a run in time, a wrong one fails
+        # every run.
+        spoiled = timing = 0
+        while True:
             try:
                 return once()
             except Failure as failure:
-                if run == 2 or not getattr(failure, "timing", False):
-                    raise
+                if getattr(failure, "spoiled", False):
+                    if spoiled < SPOILED_RUNS:
+                        spoiled += 1
+                        continue
+                    raise Failure(
+                        f"the check's own server replied late, more than {LATE:g} s after "
+                        f"your request, in {spoiled + 1} runs: this machine is too busy to "
+                        "judge this case",
+                        "Run the check again when the machine is less busy (shut down the "
+                        "kernels of notebooks you have finished: Kernel > Shut Down Kernel).",
+                        failure.sent,
+                    ) from None
+                if getattr(failure, "timing", False) and timing < 2:
+                    timing += 1
+                    continue
+                raise
 
     return check
 
