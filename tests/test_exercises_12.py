@@ -952,3 +952,18 @@ def test_count_bytes_pause_begins_when_the_reader_waits_so_a_late_reader_meets_i
 
     verdict = nb12.check_count_bytes(correct_with_a_stall)
     assert "✓ counts 64,000,000 bytes" in str(verdict), str(verdict)
+
+
+def walk_ex3_stops_at_a_short_read(sock):
+    """A newcomer's reader (walkthrough): a chunk shorter than asked taken for the end."""
+    total = 0
+    while True:
+        chunk = sock.recv(65536)
+        total += len(chunk)
+        if len(chunk) < 65536:
+            return total
+
+
+def test_count_bytes_a_short_read_taken_for_the_end_is_named():
+    verdict = nb12.check_count_bytes(walk_ex3_stops_at_a_short_read)
+    assert_fails_with(verdict, "before recv() had returned b''", "a chunk shorter than n is not")

@@ -177,6 +177,7 @@ def exact_reader_handler(
     keep_open=True,
     racy=False,
     catch=True,
+    catch_timeout=True,
     close_on_eof=True,
     close_after_error=True,
     close_after_append_error=False,
@@ -222,8 +223,8 @@ def exact_reader_handler(
                 if not keep_open:
                     conn.close()
                     return
-        except (ConnectionError, TimeoutError):
-            if not catch:
+        except (ConnectionError, TimeoutError) as exc:
+            if not catch or (isinstance(exc, TimeoutError) and not catch_timeout):
                 raise
             conn.close()
 
@@ -341,6 +342,12 @@ WRONG_SERVERS = [
         server_with(close_on_eof=False),
         "closes the connection",
         "close the connection",
+    ),
+    (
+        "TimeoutError not caught (the idle timeout ends a thread with a traceback)",
+        server_with(catch_timeout=False),
+        "a slow client",
+        "Catch TimeoutError in the client's handler",
     ),
     (
         "ConnectionError not caught",

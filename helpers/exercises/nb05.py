@@ -70,112 +70,125 @@ def _echo(server, client, message: bytes, sent: str, hint: str, timeout: float =
         raise Failure(f"the echo was {show_bytes(data)} ({how})", hint, sent)
 
 
+def _expect_eof(srv, client, after: str, hint: str, sent: str) -> None:
+    """The client half-closes; the server must then end the connection (a b'')."""
+    client.shutdown(socket.SHUT_WR)
+    _, how = read_to_eof(client, srv, timeout=2.0)
+    if how != "eof":
+        raise Failure(f"the connection stayed open ({how}) {after}", hint, sent)
+
+
 # --- Exercise 1: threaded_server(port) ------------------------------------------------------
 
 
-def check_threaded_server(threaded_server) -> object:
-    def two_messages():
-        with serving(threaded_server) as srv, connect(srv) as client:
-            _echo(srv, client, b"hello", "b'hello'", HINT_LOOP)
-            _echo(
-                srv, client, b"world", "b'hello', then b'world' on the same connection", HINT_LOOP
-            )
-            client.shutdown(socket.SHUT_WR)
-            _, how = read_to_eof(client, srv, timeout=2.0)
-            if how != "eof":
-                raise Failure(
-                    f"the connection stayed open ({how}) after the client had closed its side",
-                    "When recv() returns b'', the client has finished: close the connection "
-                    "(`with conn:` around the loop in the thread's function closes it), or the "
-                    "client waits for ever and your server keeps the socket.",
-                    "b'hello', b'world', then the client closes its sending side",
-                )
-
-    def busy_client():
-        sent = (
-            "client A sends until its sends stall, reading none of the echo for now; "
-            "meanwhile client B sends b'B'"
+def _threaded_two_messages(threaded_server):
+    with serving(threaded_server) as srv, connect(srv) as client:
+        _echo(srv, client, b"hello", "b'hello'", HINT_LOOP)
+        _echo(srv, client, b"world", "b'hello', then b'world' on the same connection", HINT_LOOP)
+        _expect_eof(
+            srv,
+            client,
+            "after the client had closed its side",
+            "When recv() returns b'', the client has finished: close the connection "
+            "(`with conn:` around the loop in the thread's function closes it), or the "
+            "client waits for ever and your server keeps the socket.",
+            "b'hello', b'world', then the client closes its sending side",
         )
-        with serving(threaded_server) as srv:
-            # A thread per client: the thread that waits in sendall() to A waits alone.
-            total, data, how, echoed = _stall_then_ask_b(srv, sent)
-            if data != b"B":
-                raise Failure(
-                    f"client B got no echo within 2 s ({how}) while your server was sending "
-                    "to client A, who was not reading",
-                    "One thread serves everyone, so a sendall() to a client that does not read "
-                    "stops all the others. " + HINT_ONE_AT_A_TIME,
-                    sent,
-                )
-            if len(echoed) != total:
-                raise Failure(
-                    "client A did not get all of its bytes back",
-                    "Echo every chunk with sendall() until recv() returns b''.",
-                    sent,
-                )
 
-    def second_client():
-        sent = "client A connects and stays; client B sends b'B'"
-        with serving(threaded_server) as srv, connect(srv) as a:
-            try:
-                # a server without an accept loop may have closed its listener already
-                b = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
-            except ConnectionError:
-                raise Failure(
-                    "client B could not connect: your server stopped accepting after client A",
-                    HINT_ACCEPT_LOOP,
-                    sent,
-                ) from None
-            with b:
-                _echo(srv, a, b"A", sent, HINT_LOOP)
-                try:
-                    b.sendall(b"B")
-                    data, how = read_reply(b, srv, lambda d: len(d) >= 1, timeout=1.0)
-                except ConnectionError:
-                    data, how = b"", "reset"
-            if data == b"B":
-                return
-            if how in ("reset", "eof") and not data:
-                raise Failure(
-                    f"client B's connection was closed without an answer ({how}): your "
-                    "server stopped accepting after client A",
-                    HINT_ACCEPT_LOOP,
-                    sent,
-                )
-            raise Failure(f"the echo was {show_bytes(data)} ({how})", HINT_ONE_AT_A_TIME, sent)
 
-    def twenty_clients():
-        with serving(threaded_server) as srv:
-
-            def conversation(index):
-                message = f"client {index}".encode()
-                with connect(srv) as client:
-                    _echo(
-                        srv,
-                        client,
-                        message,
-                        f"20 clients at once; {message!r}",
-                        HINT_ONE_AT_A_TIME,
-                        timeout=5.0,
-                    )
-
-            for result in many_clients(20, conversation):
-                if isinstance(result, Failure):
-                    raise Failure(
-                        result.what,
-                        result.hint or HINT_ONE_AT_A_TIME,
-                        result.sent or "20 clients at once",
-                    )
-
-    return run_checks(
-        "threaded_server(port)",
-        [
-            ("echoes two messages on one connection", two_messages),
-            ("echoes client B while client A stays connected", second_client),
-            ("echoes 20 clients at once", twenty_clients),
-            ("echoes client B while client A does not read its echo", busy_client),
-        ],
+def _threaded_busy_client(threaded_server):
+    sent = (
+        "client A sends until its sends stall, reading none of the echo for now; "
+        "meanwhile client B sends b'B'"
     )
+    with serving(threaded_server) as srv:
+        # A thread per client: the thread that waits in sendall() to A waits alone.
+        total, data, how, echoed = _stall_then_ask_b(srv, sent)
+        if data != b"B":
+            raise Failure(
+                f"client B got no echo within 2 s ({how}) while your server was sending "
+                "to client A, who was not reading",
+                "One thread serves everyone, so a sendall() to a client that does not read "
+                "stops all the others. " + HINT_ONE_AT_A_TIME,
+                sent,
+            )
+        if len(echoed) != total:
+            raise Failure(
+                "client A did not get all of its bytes back",
+                "Echo every chunk with sendall() until recv() returns b''.",
+                sent,
+            )
+
+
+def _threaded_second_client(threaded_server):
+    sent = "client A connects and stays; client B sends b'B'"
+    with serving(threaded_server) as srv, connect(srv) as a:
+        try:
+            # a server without an accept loop may have closed its listener already
+            b = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        except ConnectionError:
+            raise Failure(
+                "client B could not connect: your server stopped accepting after client A",
+                HINT_ACCEPT_LOOP,
+                sent,
+            ) from None
+        with b:
+            _echo(srv, a, b"A", sent, HINT_LOOP)
+            try:
+                b.sendall(b"B")
+                data, how = read_reply(b, srv, lambda d: len(d) >= 1, timeout=1.0)
+            except ConnectionError:
+                data, how = b"", "reset"
+        if data == b"B":
+            return
+        if how in ("reset", "eof") and not data:
+            raise Failure(
+                f"client B's connection was closed without an answer ({how}): your "
+                "server stopped accepting after client A",
+                HINT_ACCEPT_LOOP,
+                sent,
+            )
+        raise Failure(f"the echo was {show_bytes(data)} ({how})", HINT_ONE_AT_A_TIME, sent)
+
+
+def _threaded_twenty_clients(threaded_server):
+    with serving(threaded_server) as srv:
+
+        def conversation(index):
+            message = f"client {index}".encode()
+            with connect(srv) as client:
+                _echo(
+                    srv,
+                    client,
+                    message,
+                    f"20 clients at once; {message!r}",
+                    HINT_ONE_AT_A_TIME,
+                    timeout=5.0,
+                )
+
+        for result in many_clients(20, conversation):
+            if isinstance(result, Failure):
+                raise Failure(
+                    result.what,
+                    result.hint or HINT_ONE_AT_A_TIME,
+                    result.sent or "20 clients at once",
+                )
+
+
+THREADED_SCENARIOS = [  # (title, scenario(threaded_server)), in the order they run
+    ("echoes two messages on one connection", _threaded_two_messages),
+    ("echoes client B while client A stays connected", _threaded_second_client),
+    ("echoes 20 clients at once", _threaded_twenty_clients),
+    ("echoes client B while client A does not read its echo", _threaded_busy_client),
+]
+
+
+def check_threaded_server(threaded_server) -> object:
+    checks = [
+        (title, functools.partial(scenario, threaded_server))
+        for title, scenario in THREADED_SCENARIOS
+    ]
+    return run_checks("threaded_server(port)", checks)
 
 
 # --- Exercise 2: async def handle(reader, writer) ---------------------------------------------
@@ -202,37 +215,44 @@ def _call_of(name: str) -> str:
     return f"{variable}.{method}()" if variable else f"{method}()"
 
 
-def check_handle(handle) -> object:
-    stub = threading.Event()
-    crashes: list[tuple[str, str]] = []  # (what, hint); text only, so no frame stays alive
-    unawaited: list[str] = []
-    client_resets = threading.Event()  # set when the check itself closes with unread data
+class _HandleCheck:
+    """One check of ``handle``: the learner's handler, run by an asyncio server of the
+    check's (``handle_server``) for each scenario, and what it did wrong meanwhile."""
 
-    async def guarded(reader, writer):
+    def __init__(self, handle):
+        self.handle = handle
+        self.stub = threading.Event()
+        self.crashes: list[tuple[str, str]] = []  # (what, hint); text only, no frame stays alive
+        self.unawaited: list[str] = []
+        self.client_resets = threading.Event()  # set when the check closes with unread data
+
+    async def guarded(self, reader, writer):
         try:
-            await handle(reader, writer)
+            await self.handle(reader, writer)
         except NotImplementedError:
-            stub.set()
+            self.stub.set()
             writer.close()
         except ConnectionError as exc:
-            if not client_resets.is_set():  # the check's own reset is not your mistake
-                crashes.append(
+            if not self.client_resets.is_set():  # the check's own reset is not your mistake
+                self.crashes.append(
                     (f"your handler raised {describe_exception(exc)}", _handler_hint(exc))
                 )
             writer.close()
         except Exception as exc:  # noqa: BLE001 - reported in the verdict
-            crashes.append((f"your handler raised {describe_exception(exc)}", _handler_hint(exc)))
+            self.crashes.append(
+                (f"your handler raised {describe_exception(exc)}", _handler_hint(exc))
+            )
             writer.close()
 
-    async def handle_server(port):
+    async def handle_server(self, port):
         loop = asyncio.get_running_loop()
         loop.set_debug(True)  # asyncio then logs every step that held the loop too long
         loop.slow_callback_duration = BLOCKED_LOOP
-        server = await asyncio.start_server(guarded, "127.0.0.1", port)
+        server = await asyncio.start_server(self.guarded, "127.0.0.1", port)
         async with server:
             await server.serve_forever()
 
-    def judged(scenario):
+    def judged(self, scenario):
         def attempt():
             failure = None
             slow = _SlowSteps()
@@ -241,23 +261,23 @@ def check_handle(handle) -> object:
                 # (it names the forgotten await) instead of printing it in a later cell.
                 warnings.simplefilter("always", RuntimeWarning)
                 try:
-                    with serving(handle_server) as srv:
-                        scenario(srv)
+                    with serving(self.handle_server) as srv:
+                        scenario(self, srv)
                 except Failure as exc:
                     failure = exc
-            unawaited.extend(
+            self.unawaited.extend(
                 str(w.message) for w in caught if "was never awaited" in str(w.message)
             )
             return failure, slow
 
         def run():
             failure, slow = attempt()
-            if slow.longest is not None and failure is None and not stub.is_set():
+            if slow.longest is not None and failure is None and not self.stub.is_set():
                 # One slow step in a scenario that passed may be a busy machine (this
                 # thread got no CPU for a while), not the handler: a handler that blocks
                 # does so again. Only a step that is slow on a second run counts.
                 failure, slow = attempt()
-            if stub.is_set():
+            if self.stub.is_set():
                 raise NotDone()
             if slow.longest is not None:
                 raise Failure(
@@ -271,15 +291,17 @@ def check_handle(handle) -> object:
                     "the event loop run.",
                     failure.sent if failure else None,
                 )
-            if crashes:
-                what, hint = crashes[0]
+            if self.crashes:
+                what, hint = self.crashes[0]
                 if failure is not None:
                     what = f"{failure.what}; {what}"
                 raise Failure(what, hint, failure.sent if failure else None)
-            if unawaited:
-                name = unawaited[0].split("'")[1] if "'" in unawaited[0] else "a coroutine"
+            if self.unawaited:
+                name = (
+                    self.unawaited[0].split("'")[1] if "'" in self.unawaited[0] else "a coroutine"
+                )
                 raise Failure(
-                    f"Python warned: {unawaited[0]}",
+                    f"Python warned: {self.unawaited[0]}",
                     f"Calling {_call_of(name)} without await does nothing: write "
                     f"`await {_call_of(name)}`.",
                     failure.sent if failure else None,
@@ -289,95 +311,101 @@ def check_handle(handle) -> object:
 
         return run
 
-    def as_it_arrives(srv):
-        with connect(srv) as client:
-            _echo(
-                srv,
-                client,
-                b"hello",
-                "b'hello' (the connection stays open)",
-                "reader.read() without a size waits for the end of the stream, and "
-                "reader.readline() for a b'\\n' (this client sends none). Use "
-                "await reader.read(65536): it returns what has arrived.",
-            )
 
-    def two_messages(srv):
-        with connect(srv) as client:
-            _echo(srv, client, b"hello", "b'hello'", HINT_LOOP)
-            _echo(
-                srv,
-                client,
-                b"world",
-                "b'hello', then b'world'",
-                "Loop: `while data := await reader.read(65536):` write it and drain.",
-            )
+def _handle_as_it_arrives(judge, srv):
+    with connect(srv) as client:
+        _echo(
+            srv,
+            client,
+            b"hello",
+            "b'hello' (the connection stays open)",
+            "reader.read() without a size waits for the end of the stream, and "
+            "reader.readline() for a b'\\n' (this client sends none). Use "
+            "await reader.read(65536): it returns what has arrived.",
+        )
 
-    def closes(srv):
-        with connect(srv) as client:
-            _echo(srv, client, b"bye", "b'bye'", HINT_LOOP)
-            client.shutdown(socket.SHUT_WR)
-            data, how = read_to_eof(client, srv, timeout=2.0)
-        if how != "eof":
-            raise Failure(
-                f"the connection stayed open ({how}) after the client finished sending",
-                "When read() returns b'', leave the loop and close: writer.close(), then "
-                "await writer.wait_closed() (a try/finally does it even after an error).",
-                "b'bye', then the client half-closes",
-            )
 
-    def big(srv):
-        payload = bytes(range(256)) * 4096  # 1 MiB
-        with connect(srv) as client:
-            send_in_background(client, payload, shut=True)
-            data, how = read_to_eof(client, srv, timeout=5.0)
-        if data != payload:
-            raise Failure(
-                f"the echo was {show_bytes(data)} ({how})",
-                "Echo every chunk: write(data) then await writer.drain().",
-                "1 MiB sent while reading the echo",
-            )
+def _handle_two_messages(judge, srv):
+    with connect(srv) as client:
+        _echo(srv, client, b"hello", "b'hello'", HINT_LOOP)
+        _echo(
+            srv,
+            client,
+            b"world",
+            "b'hello', then b'world'",
+            "Loop: `while data := await reader.read(65536):` write it and drain.",
+        )
 
-    def backpressure(srv):
-        # The client sends and never reads. With drain(), the handler stops reading once
-        # its write buffer is full, so the client's sends stall (TCP's window closes).
-        # Without it, the handler reads on and buffers everything in memory. The buffers
-        # on the way (this client's are small; the kernel's at most tens of MB) cannot
-        # hold 64 MiB, so sending all of it is proof that nobody waited.
-        limit = 64 * 1024 * 1024
-        chunk = bytes(65536)
-        total = 0
-        with socket.socket() as client, selectors.DefaultSelector() as selector:
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
-            client.settimeout(REPLY_TIMEOUT)
-            client.connect(("127.0.0.1", srv.port))
-            client.setblocking(False)
-            selector.register(client, selectors.EVENT_WRITE)
-            while total < limit and selector.select(0.5):  # 0.5 s without progress: stalled
-                with contextlib.suppress(BlockingIOError):
-                    total += client.send(chunk)
-            client_resets.set()  # closing with the echo unread resets the connection
-        if total >= limit:
-            raise Failure(
-                "the client sent 64 MiB without reading any of the echo, and your handler "
-                "kept reading: it held everything in memory",
-                "After writer.write(data), `await writer.drain()`: it waits while the client "
-                "is not reading, so the data stays out of your server's memory.",
-                "64 MiB from a client that never reads",
-            )
 
-    return run_checks(
-        "handle(reader, writer)",
-        [
-            ("echoes a message as it arrives", judged(as_it_arrives)),
-            ("echoes two messages on one connection", judged(two_messages)),
-            ("closes when the client has finished", judged(closes)),
-            ("echoes 1 MiB", judged(big)),
-            ("stops reading while the client does not read (drain)", judged(backpressure)),
-        ],
-        function=handle,
-        coroutine=True,
-    )
+def _handle_closes(judge, srv):
+    with connect(srv) as client:
+        _echo(srv, client, b"bye", "b'bye'", HINT_LOOP)
+        _expect_eof(
+            srv,
+            client,
+            "after the client finished sending",
+            "When read() returns b'', leave the loop and close: writer.close(), then "
+            "await writer.wait_closed() (a try/finally does it even after an error).",
+            "b'bye', then the client half-closes",
+        )
+
+
+def _handle_big(judge, srv):
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    with connect(srv) as client:
+        send_in_background(client, payload, shut=True)
+        data, how = read_to_eof(client, srv, timeout=5.0)
+    if data != payload:
+        raise Failure(
+            f"the echo was {show_bytes(data)} ({how})",
+            "Echo every chunk: write(data) then await writer.drain().",
+            "1 MiB sent while reading the echo",
+        )
+
+
+def _handle_backpressure(judge, srv):
+    # The client sends and never reads. With drain(), the handler stops reading once
+    # its write buffer is full, so the client's sends stall (TCP's window closes).
+    # Without it, the handler reads on and buffers everything in memory. The buffers
+    # on the way (this client's are small; the kernel's at most tens of MB) cannot
+    # hold 64 MiB, so sending all of it is proof that nobody waited.
+    limit = 64 * 1024 * 1024
+    chunk = bytes(65536)
+    total = 0
+    with socket.socket() as client, selectors.DefaultSelector() as selector:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        client.settimeout(REPLY_TIMEOUT)
+        client.connect(("127.0.0.1", srv.port))
+        client.setblocking(False)
+        selector.register(client, selectors.EVENT_WRITE)
+        while total < limit and selector.select(0.5):  # 0.5 s without progress: stalled
+            with contextlib.suppress(BlockingIOError):
+                total += client.send(chunk)
+        judge.client_resets.set()  # closing with the echo unread resets the connection
+    if total >= limit:
+        raise Failure(
+            "the client sent 64 MiB without reading any of the echo, and your handler "
+            "kept reading: it held everything in memory",
+            "After writer.write(data), `await writer.drain()`: it waits while the client "
+            "is not reading, so the data stays out of your server's memory.",
+            "64 MiB from a client that never reads",
+        )
+
+
+HANDLE_SCENARIOS = [  # (title, scenario(judge, srv)), in the order they run
+    ("echoes a message as it arrives", _handle_as_it_arrives),
+    ("echoes two messages on one connection", _handle_two_messages),
+    ("closes when the client has finished", _handle_closes),
+    ("echoes 1 MiB", _handle_big),
+    ("stops reading while the client does not read (drain)", _handle_backpressure),
+]
+
+
+def check_handle(handle) -> object:
+    judge = _HandleCheck(handle)
+    checks = [(title, judge.judged(scenario)) for title, scenario in HANDLE_SCENARIOS]
+    return run_checks("handle(reader, writer)", checks, function=handle, coroutine=True)
 
 
 BLOCKED_LOOP = 0.5  # a handler step that holds the event loop this long blocks everyone
@@ -547,148 +575,149 @@ def _thread_errors_kept():
         threading.excepthook = previous
 
 
-def check_fetch_all(fetch_all) -> object:
-    def exchange(requests, sent):
-        server = GatherServer(len(requests))
-        returned = {}
+def _fetch_exchange(fetch_all, requests, sent):
+    server = GatherServer(len(requests))
+    returned = {}
 
-        def at_return(port, reqs):
-            result = fetch_all(port, reqs)
-            # What the caller gets is the list as it is now, not as threads fill it later.
-            returned["object"] = result
-            returned["copy"] = list(result) if isinstance(result, list | tuple) else result
-            return returned["copy"]
+    def at_return(port, reqs):
+        result = fetch_all(port, reqs)
+        # What the caller gets is the list as it is now, not as threads fill it later.
+        returned["object"] = result
+        returned["copy"] = list(result) if isinstance(result, list | tuple) else result
+        return returned["copy"]
 
-        async def in_a_running_loop(port, reqs):
-            # A notebook's cell runs inside an event loop: so does fetch_all here, or an
-            # asyncio.run() in it would pass here and fail in the notebook.
-            return at_return(port, reqs)
+    async def in_a_running_loop(port, reqs):
+        # A notebook's cell runs inside an event loop: so does fetch_all here, or an
+        # asyncio.run() in it would pass here and fail in the notebook.
+        return at_return(port, reqs)
 
-        def as_in_a_cell(port, reqs):
-            return asyncio.run(in_a_running_loop(port, reqs))
+    def as_in_a_cell(port, reqs):
+        return asyncio.run(in_a_running_loop(port, reqs))
 
-        with _thread_errors_kept(), warnings.catch_warnings():
-            # asyncio.run(main()) that fails leaves main() never awaited: Python would warn
-            # about it in some later cell, far from the cause (the verdict names it here).
-            warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
-            call = call_bounded(
-                as_in_a_cell, server.port, list(requests), timeout=8.0, on_timeout=server.close
-            )
-            if call.error is not None:
-                call.error.__traceback__ = None  # its frames hold the coroutine
-                gc.collect()
-            server.thread.join(2.0)
-            server.close()
-        if isinstance(call.error, RuntimeError) and "asyncio.run()" in str(call.error):
-            raise Failure(
-                f"it raised {describe_exception(call.error)}",
-                "In a notebook every cell already runs inside an event loop, so asyncio.run() "
-                "fails there: write fetch_all with threads (one per request, start them all, "
-                "then join them all).",
-                sent,
-            )
-        if server.missing_eof:
-            raise Failure(
-                "the server never saw the end of a request",
-                "After sendall(request), call sock.shutdown(socket.SHUT_WR): the server "
-                "answers only once it has seen the end of the request.",
-                sent,
-            )
-        if (
-            requests
-            and server.requests
-            and sorted(server.requests) != sorted(requests)
-            and len(set(server.requests)) < len(server.requests)
-        ):
-            raise Failure(
-                "the server received one of the requests several times, and others never",
-                "A lambda (or inner function) made in a loop sees the loop's variables as they "
-                "are when it runs, by then the last ones: pass them as arguments instead, "
-                "threading.Thread(target=fetch, args=(i, request)).",
-                sent,
-            )
-        if requests and server.most_open < len(requests):
-            raise Failure(
-                f"only {server.most_open} of {len(requests)} connections were open at the same "
-                "time",
-                "Open every connection before waiting for any reply: start one thread per "
-                "request (start them all, then join them all).",
-                sent,
-            )
-        if not call.finished:
-            raise Failure(
-                "it was still running 8 s later",
-                "Read each reply until recv() returns b'', then return.",
-                sent,
-            )
+    with _thread_errors_kept(), warnings.catch_warnings():
+        # asyncio.run(main()) that fails leaves main() never awaited: Python would warn
+        # about it in some later cell, far from the cause (the verdict names it here).
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+        call = call_bounded(
+            as_in_a_cell, server.port, list(requests), timeout=8.0, on_timeout=server.close
+        )
         if call.error is not None:
-            raise Failure(
-                f"it raised {describe_exception(call.error)}",
-                "Read the exception; return a list of bytes.",
-                sent,
-            )
-        expected = [reply_for(r) for r in requests]
-        result = call.result
-        returned_none(result, sent)
-        if result == expected:
-            return
-        later = returned.get("object")
-        if isinstance(later, list | tuple) and list(later) != result:
-            raise Failure(
-                f"it returned {_show_list(result)}, before the threads had stored the replies",
-                "join() every thread (start them all, then join them all) before returning "
-                "the list.",
-                sent,
-            )
-        if isinstance(result, list) and None in result:
-            raise Failure(
-                f"it returned {_show_list(result)}: a request without its reply",
-                "Each thread must store its reply (replies[i] = ...) before you return: "
-                "join() every thread; and if a request failed, let its error be seen rather "
-                "than return None in its place.",
-                sent,
-            )
-        if (
-            isinstance(result, list)
-            and all(isinstance(r, bytes | bytearray) for r in result)
-            and sorted(map(bytes, result)) == sorted(expected)
-        ):
-            raise Failure(
-                "it returned the right replies in the wrong order (the order they finished)",
-                "Store each reply at its request's index (replies[i] = ...), not with append().",
-                sent,
-            )
-        if (
-            isinstance(result, list)
-            and len(result) == len(expected)
-            and all(
-                isinstance(r, bytes) and e.startswith(r)
-                for r, e in zip(result, expected, strict=True)
-            )
-        ):
-            raise Failure(
-                "the replies were cut short (only what the first recv() returned)",
-                "Each reply is ~100 KB: call recv() in a loop until it returns b''.",
-                sent,
-            )
+            call.error.__traceback__ = None  # its frames hold the coroutine
+            gc.collect()
+        server.thread.join(2.0)
+        server.close()
+    if isinstance(call.error, RuntimeError) and "asyncio.run()" in str(call.error):
         raise Failure(
-            f"it returned {str(result)[:80]}",
-            "Return a list with one bytes reply per request, in order.",
+            f"it raised {describe_exception(call.error)}",
+            "In a notebook every cell already runs inside an event loop, so asyncio.run() "
+            "fails there: write fetch_all with threads (one per request, start them all, "
+            "then join them all).",
             sent,
         )
-
-    five = [b"alpha", b"beta", b"gamma", b"delta", b"epsilon"]
-    return run_checks(
-        "fetch_all(port, requests)",
-        [
-            (
-                "5 requests at once, replies in request order",
-                lambda: exchange(five, "b'alpha', b'beta', b'gamma', b'delta', b'epsilon'"),
-            ),
-            ("no requests: []", lambda: exchange([], "[]")),
-        ],
-        function=fetch_all,
+    if server.missing_eof:
+        raise Failure(
+            "the server never saw the end of a request",
+            "After sendall(request), call sock.shutdown(socket.SHUT_WR): the server "
+            "answers only once it has seen the end of the request.",
+            sent,
+        )
+    if (
+        requests
+        and server.requests
+        and sorted(server.requests) != sorted(requests)
+        and len(set(server.requests)) < len(server.requests)
+    ):
+        raise Failure(
+            "the server received one of the requests several times, and others never",
+            "A lambda (or inner function) made in a loop sees the loop's variables as they "
+            "are when it runs, by then the last ones: pass them as arguments instead, "
+            "threading.Thread(target=fetch, args=(i, request)).",
+            sent,
+        )
+    if requests and server.most_open < len(requests):
+        raise Failure(
+            f"only {server.most_open} of {len(requests)} connections were open at the same time",
+            "Open every connection before waiting for any reply: start one thread per "
+            "request (start them all, then join them all).",
+            sent,
+        )
+    if not call.finished:
+        raise Failure(
+            "it was still running 8 s later",
+            "Read each reply until recv() returns b'', then return.",
+            sent,
+        )
+    if call.error is not None:
+        raise Failure(
+            f"it raised {describe_exception(call.error)}",
+            "Read the exception; return a list of bytes.",
+            sent,
+        )
+    expected = [reply_for(r) for r in requests]
+    result = call.result
+    returned_none(result, sent)
+    if result == expected:
+        return
+    later = returned.get("object")
+    if isinstance(later, list | tuple) and list(later) != result:
+        raise Failure(
+            f"it returned {_show_list(result)}, before the threads had stored the replies",
+            "join() every thread (start them all, then join them all) before returning the list.",
+            sent,
+        )
+    if isinstance(result, list) and None in result:
+        raise Failure(
+            f"it returned {_show_list(result)}: a request without its reply",
+            "Each thread must store its reply (replies[i] = ...) before you return: "
+            "join() every thread; and if a request failed, let its error be seen rather "
+            "than return None in its place.",
+            sent,
+        )
+    if (
+        isinstance(result, list)
+        and all(isinstance(r, bytes | bytearray) for r in result)
+        and sorted(map(bytes, result)) == sorted(expected)
+    ):
+        raise Failure(
+            "it returned the right replies in the wrong order (the order they finished)",
+            "Store each reply at its request's index (replies[i] = ...), not with append().",
+            sent,
+        )
+    if (
+        isinstance(result, list)
+        and len(result) == len(expected)
+        and all(
+            isinstance(r, bytes) and e.startswith(r) for r, e in zip(result, expected, strict=True)
+        )
+    ):
+        raise Failure(
+            "the replies were cut short (only what the first recv() returned)",
+            "Each reply is ~100 KB: call recv() in a loop until it returns b''.",
+            sent,
+        )
+    raise Failure(
+        f"it returned {str(result)[:80]}",
+        "Return a list with one bytes reply per request, in order.",
+        sent,
     )
+
+
+FETCH_CASES = [  # (title, the requests, how the verdict shows them)
+    (
+        "5 requests at once, replies in request order",
+        [b"alpha", b"beta", b"gamma", b"delta", b"epsilon"],
+        "b'alpha', b'beta', b'gamma', b'delta', b'epsilon'",
+    ),
+    ("no requests: []", [], "[]"),
+]
+
+
+def check_fetch_all(fetch_all) -> object:
+    checks = [
+        (title, functools.partial(_fetch_exchange, fetch_all, requests, sent))
+        for title, requests, sent in FETCH_CASES
+    ]
+    return run_checks("fetch_all(port, requests)", checks, function=fetch_all)
 
 
 # --- Exercise 4: selector_server(port) --------------------------------------------------------
@@ -1076,287 +1105,287 @@ def _same_text_every_run(server_func):
     return server
 
 
-def check_selector_server(selector_server) -> object:
-    server = _OneServer(_same_text_every_run(selector_server), _selector_crash_hint)
-    run = server.scenario
-
-    def closes(srv, client, theirs, sent: str, hint: str) -> None:
-        """The client half-closes: the server must end the connection and close() its
-        socket ``theirs``."""
-        client.shutdown(socket.SHUT_WR)
-        _, how = read_to_eof(client, srv, timeout=2.0)
-        if how != "eof":
-            raise Failure(
-                f"the connection stayed open ({how}) after the client had closed its side",
-                hint,
-                sent,
-            )
-        if theirs is not None and not _closed_soon(theirs):
-            raise Failure(
-                "your server ended the connection (the client got b''), but never closed "
-                "its socket",
-                HINT_CLOSE,
-                sent,
-            )
-
-    def idle(srv):
-        sent = "a client is echoed b'ping', then stays connected and silent for 1 s"
-        try:  # a plain connect: connect() would first wait for a spinning server to settle
-            client = socket.create_connection(("127.0.0.1", srv.port), timeout=REPLY_TIMEOUT)
-        except ConnectionRefusedError:
-            raise Failure(
-                "the connection was refused: your server no longer listened", HINT_ACCEPT_LOOP
-            ) from None
-        with client:
-            try:
-                _echo_once(srv, client, b"ping", sent, HINT_LOOP)
-            except Failure:
-                server.hold(client)
-                raise
-            threads = [t for t in srv.threads if t.is_alive()]
-            start_cpu, start, start_waits = _thread_cpu(threads), time.monotonic(), srv.waits_ended
-
-            def load() -> tuple[int, float]:
-                """Waits ended, and CPU seconds used (0.0 without thread clocks), so far."""
-                cpu = _thread_cpu(threads)
-                used = 0.0 if cpu is None or start_cpu is None else cpu - start_cpu
-                return srv.waits_ended - start_waits, used
-
-            def spinning(woke: int, used: float) -> bool:
-                return woke > SPIN_WAKEUPS or used > BUSY_SHARE * IDLE_WINDOW
-
-            quiet = threading.Event()
-            while not quiet.wait(0.05):  # stop early once the spin is beyond doubt
-                if spinning(*load()) or time.monotonic() - start >= IDLE_WINDOW:
-                    break
-            woke, used = load()
-            elapsed = time.monotonic() - start
-            spins = spinning(woke, used)
-            client.setblocking(False)
-            try:
-                again = client.recv(65536)
-            except (BlockingIOError, ConnectionError):
-                again = b""
-            if again or spins:
-                server.hold(client)
-            else:  # the next scenario starts once the server has ended this connection
-                client.settimeout(REPLY_TIMEOUT)
-                client.shutdown(socket.SHUT_WR)
-                read_to_eof(client, srv, timeout=1.0)
-        if again:
-            raise Failure(
-                "the echo of b'ping' came back more than once while the client was silent",
-                HINT_NOT_TRIMMED,
-                sent,
-            )
-        if woke > SPIN_WAKEUPS:
-            raise Failure(
-                f"while its client was idle, your server's select() returned {woke:,} times "
-                f"in {elapsed:.2f} s (a busy loop)",
-                HINT_BUSY,
-                sent,
-            )
-        if spins:
-            raise Failure(
-                f"your server used more than {BUSY_SHARE:.0%} of a CPU core while its client "
-                "was idle (a busy loop)",
-                HINT_BUSY,
-                sent,
-            )
-
-    def non_blocking(srv):
-        sent = "a client sends b'check'; the check looks at your server's sockets"
-        with connect(srv) as client:
-            _echo_once(srv, client, b"check", sent, HINT_LOOP)
-            listener, theirs = _listener_of(srv), server_side(srv, client)
-            if listener is not None and listener.gettimeout() is None:
-                raise Failure("your listening socket was blocking", HINT_BLOCKING_LISTENER, sent)
-            if listener is not None and listener.gettimeout():
-                raise Failure(
-                    f"your listening socket had a timeout ({listener.gettimeout():g} s)",
-                    HINT_LISTENER_TIMEOUT,
-                    sent,
-                )
-            if theirs is not None and theirs.gettimeout() != 0:
-                raise Failure(
-                    "the connection your server accepted was blocking"
-                    if theirs.gettimeout() is None
-                    else f"the connection your server accepted had a timeout "
-                    f"({theirs.gettimeout():g} s), so it waits",
-                    HINT_BLOCKING_CONN,
-                    sent,
-                )
-            closes(srv, client, theirs, sent, HINT_SELECTOR_EOF)
-
-    def two_messages(srv):
-        sent = "b'hello', then b'world' on the same connection"
-        with connect(srv) as client:
-            _echo_once(srv, client, b"hello", "b'hello'", HINT_LOOP)
-            theirs = server_side(srv, client)
-            client.sendall(b"world")
-            data, how = read_reply(client, srv, lambda d: len(d) >= 5, timeout=2.0)
-            if data != b"world":
-                hint = HINT_SHORT_READ if how in ("eof", "reset") and not data else HINT_LOOP
-                raise Failure(f"the echo was {show_bytes(data)} ({how})", hint, sent)
-            closes(
-                srv,
-                client,
-                theirs,
-                "b'hello', b'world', then the client closes its sending side",
-                "recv() returned b'': the client has finished. Once its outbox is empty, "
-                "selector.unregister(conn) and conn.close().",
-            )
-
-    def second_client(srv):
-        sent = "client A connects and stays; client B sends b'B'"
-        with connect(srv) as a, connect(srv) as b:
-            _echo_once(srv, a, b"A", sent, HINT_LOOP)
-            b.sendall(b"B")
-            data, how = read_reply(b, srv, lambda d: len(d) >= 1, timeout=1.0)
-        if data != b"B":
-            raise Failure(
-                f"client B's echo was {show_bytes(data)} ({how})",
-                "One loop serves everyone: register the listening socket and every "
-                "connection with the selector, and call only what select() says is ready "
-                "(accept() for the listener, recv() for a connection), once each time round.",
-                sent,
-            )
-
-    def one_thread(srv):
-        with connect(srv) as a, connect(srv) as b:
-            _echo_once(srv, a, b"A", "clients A and B connect", HINT_LOOP)
-            _echo_once(srv, b, b"B", "clients A and B connect", HINT_LOOP)
-            alive = [t for t in srv.threads if t.is_alive()]
-        if len(alive) > 1:
-            raise Failure(
-                f"your server ran {len(alive)} threads for 2 clients",
-                "This exercise is the one-thread design: no threading; the selector tells "
-                "one loop which sockets are ready.",
-                "clients A and B connect",
-            )
-
-    def sequence(srv):
-        for index in range(6):
-            message = f"client {index + 1}".encode()
-            sent = f"6 clients one after another, each sends {message!r} then closes"
-            with connect(srv) as client:
-                _echo_once(srv, client, message, sent, HINT_UNREGISTER)
-                closes(
-                    srv,
-                    client,
-                    server_side(srv, client),
-                    sent,
-                    "recv() returned b'': the client has finished. " + HINT_UNREGISTER,
-                )
-
-    def half_close_after_much(srv):
-        # 16 MiB, more than the kernel's buffers on the way back can hold while the client
-        # does not read (its receive buffer is small, the server's send buffer at most
-        # 4 MiB on Linux): when the server sees b'', most of the echo is still in its
-        # outbox. Not periodic: an echo with bytes lost in the middle is never a prefix.
-        payload = random.Random(5).randbytes(16 * 1024 * 1024)
-        sent = "16 MiB, then the client half-closes and reads the echo"
-        with socket.socket() as client:
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-            client.settimeout(REPLY_TIMEOUT)
-            client.connect(("127.0.0.1", srv.port))
-            data, how = _big_echo(srv, client, payload)
-            if data != payload:
-                server.hold(client)
-        if data == payload:
-            return
-        if how == "eof" and payload.startswith(data):
-            raise Failure(
-                "the connection was closed before all of the echo had come back",
-                "Either your server closed at b'' while the outbox still held echo (the "
-                "client has finished sending but still reads: stop reading, send the rest "
-                "of its outbox (WRITE only), then unregister and close), or it dropped what "
-                "send() did not take (send() returns how many bytes it took: keep the rest "
-                "in the outbox, never clear() the outbox after a send(), and do not swallow "
-                "the BlockingIOError of a sendall(), which had sent a part already).",
-                sent,
-            )
-        if len(data) > len(payload) and data.startswith(payload):
-            raise Failure("client A got more bytes back than it sent", HINT_NOT_TRIMMED, sent)
-        if not payload.startswith(data) and not srv.errors:
-            raise Failure(
-                "the echo was not the 16 MiB that were sent: bytes were missing in the middle",
-                HINT_SEND_RESULT,
-                sent,
-            )
+def _selector_closes(srv, client, theirs, sent: str, hint: str) -> None:
+    """The client half-closes: the server must end the connection and close() its
+    socket ``theirs``."""
+    _expect_eof(srv, client, "after the client had closed its side", hint, sent)
+    if theirs is not None and not _closed_soon(theirs):
         raise Failure(
-            "the echo was not the 16 MiB that were sent"
-            + (f" ({how})" if how in ("eof", "reset", "timeout") else ""),
-            HINT_LOST,
+            "your server ended the connection (the client got b''), but never closed its socket",
+            HINT_CLOSE,
             sent,
         )
 
-    def slow_reader(srv):
-        sent = (
-            "client A sends until its sends stall, reading none of the echo for now; "
-            "meanwhile client B sends b'B'"
+
+def _selector_idle(server, srv):
+    sent = "a client is echoed b'ping', then stays connected and silent for 1 s"
+    try:  # a plain connect: connect() would first wait for a spinning server to settle
+        client = socket.create_connection(("127.0.0.1", srv.port), timeout=REPLY_TIMEOUT)
+    except ConnectionRefusedError:
+        raise Failure(
+            "the connection was refused: your server no longer listened", HINT_ACCEPT_LOOP
+        ) from None
+    with client:
+        try:
+            _echo_once(srv, client, b"ping", sent, HINT_LOOP)
+        except Failure:
+            server.hold(client)
+            raise
+        threads = [t for t in srv.threads if t.is_alive()]
+        start_cpu, start, start_waits = _thread_cpu(threads), time.monotonic(), srv.waits_ended
+
+        def load() -> tuple[int, float]:
+            """Waits ended, and CPU seconds used (0.0 without thread clocks), so far."""
+            cpu = _thread_cpu(threads)
+            used = 0.0 if cpu is None or start_cpu is None else cpu - start_cpu
+            return srv.waits_ended - start_waits, used
+
+        def spinning(woke: int, used: float) -> bool:
+            return woke > SPIN_WAKEUPS or used > BUSY_SHARE * IDLE_WINDOW
+
+        quiet = threading.Event()
+        while not quiet.wait(0.05):  # stop early once the spin is beyond doubt
+            if spinning(*load()) or time.monotonic() - start >= IDLE_WINDOW:
+                break
+        woke, used = load()
+        elapsed = time.monotonic() - start
+        spins = spinning(woke, used)
+        client.setblocking(False)
+        try:
+            again = client.recv(65536)
+        except (BlockingIOError, ConnectionError):
+            again = b""
+        if again or spins:
+            server.hold(client)
+        else:  # the next scenario starts once the server has ended this connection
+            client.settimeout(REPLY_TIMEOUT)
+            client.shutdown(socket.SHUT_WR)
+            read_to_eof(client, srv, timeout=1.0)
+    if again:
+        raise Failure(
+            "the echo of b'ping' came back more than once while the client was silent",
+            HINT_NOT_TRIMMED,
+            sent,
         )
-        after_eof = (
-            "then A half-closes, still reading nothing; once your server has read all of "
-            "A's bytes, client C sends b'C'"
+    if woke > SPIN_WAKEUPS:
+        raise Failure(
+            f"while its client was idle, your server's select() returned {woke:,} times "
+            f"in {elapsed:.2f} s (a busy loop)",
+            HINT_BUSY,
+            sent,
         )
-        with _small_buffers() as a:
-            a.connect(("127.0.0.1", srv.port))
-            total = _fill(a)
-            if not still_listens(srv):
-                raise Failure(
-                    "your server no longer listened after client A", HINT_ACCEPT_LOOP, sent
-                )
-            data, how = _ask(srv, b"B")
-            if data != b"B":
-                server.hold(a)
-                raise Failure(
-                    f"client B got no echo within 2 s ({how}) while your server was sending "
-                    "to client A, who was not reading",
-                    HINT_OUTBOX,
-                    sent,
-                )
-            theirs = server_side(srv, a)
-            with contextlib.suppress(OSError):
-                a.shutdown(socket.SHUT_WR)
-            _server_read_all(srv, theirs, a)
-            data, how = _ask(srv, b"C")
-            if data != b"C":
-                server.hold(a)
-                raise Failure(
-                    f"client C got no echo within 2 s ({how}) while your server had echo "
-                    "left for client A, who had finished sending and was not reading",
-                    HINT_EOF_BLOCKING,
-                    f"{sent}; {after_eof}",
-                )
-            # now A reads: the server can go on (an echo longer than what A sent shows too)
-            echoed, _ = read_reply(
-                a, srv, lambda d: len(d) > total, limit=total + (1 << 20), timeout=10.0
-            )
-        if len(echoed) != total:
+    if spins:
+        raise Failure(
+            f"your server used more than {BUSY_SHARE:.0%} of a CPU core while its client "
+            "was idle (a busy loop)",
+            HINT_BUSY,
+            sent,
+        )
+
+
+def _selector_non_blocking(server, srv):
+    sent = "a client sends b'check'; the check looks at your server's sockets"
+    with connect(srv) as client:
+        _echo_once(srv, client, b"check", sent, HINT_LOOP)
+        listener, theirs = _listener_of(srv), server_side(srv, client)
+        if listener is not None and listener.gettimeout() is None:
+            raise Failure("your listening socket was blocking", HINT_BLOCKING_LISTENER, sent)
+        if listener is not None and listener.gettimeout():
             raise Failure(
-                "client A did not get back all the bytes it sent"
-                if len(echoed) < total
-                else "client A got more bytes back than it sent",
-                HINT_LOST if len(echoed) < total else HINT_NOT_TRIMMED,
-                f"{sent}; {after_eof}; then A reads",
+                f"your listening socket had a timeout ({listener.gettimeout():g} s)",
+                HINT_LISTENER_TIMEOUT,
+                sent,
+            )
+        if theirs is not None and theirs.gettimeout() != 0:
+            raise Failure(
+                "the connection your server accepted was blocking"
+                if theirs.gettimeout() is None
+                else f"the connection your server accepted had a timeout "
+                f"({theirs.gettimeout():g} s), so it waits",
+                HINT_BLOCKING_CONN,
+                sent,
+            )
+        _selector_closes(srv, client, theirs, sent, HINT_SELECTOR_EOF)
+
+
+def _selector_two_messages(server, srv):
+    sent = "b'hello', then b'world' on the same connection"
+    with connect(srv) as client:
+        _echo_once(srv, client, b"hello", "b'hello'", HINT_LOOP)
+        theirs = server_side(srv, client)
+        client.sendall(b"world")
+        data, how = read_reply(client, srv, lambda d: len(d) >= 5, timeout=2.0)
+        if data != b"world":
+            hint = HINT_SHORT_READ if how in ("eof", "reset") and not data else HINT_LOOP
+            raise Failure(f"the echo was {show_bytes(data)} ({how})", hint, sent)
+        _selector_closes(
+            srv,
+            client,
+            theirs,
+            "b'hello', b'world', then the client closes its sending side",
+            "recv() returned b'': the client has finished. Once its outbox is empty, "
+            "selector.unregister(conn) and conn.close().",
+        )
+
+
+def _selector_second_client(server, srv):
+    sent = "client A connects and stays; client B sends b'B'"
+    with connect(srv) as a, connect(srv) as b:
+        _echo_once(srv, a, b"A", sent, HINT_LOOP)
+        b.sendall(b"B")
+        data, how = read_reply(b, srv, lambda d: len(d) >= 1, timeout=1.0)
+    if data != b"B":
+        raise Failure(
+            f"client B's echo was {show_bytes(data)} ({how})",
+            "One loop serves everyone: register the listening socket and every "
+            "connection with the selector, and call only what select() says is ready "
+            "(accept() for the listener, recv() for a connection), once each time round.",
+            sent,
+        )
+
+
+def _selector_one_thread(server, srv):
+    with connect(srv) as a, connect(srv) as b:
+        _echo_once(srv, a, b"A", "clients A and B connect", HINT_LOOP)
+        _echo_once(srv, b, b"B", "clients A and B connect", HINT_LOOP)
+        alive = [t for t in srv.threads if t.is_alive()]
+    if len(alive) > 1:
+        raise Failure(
+            f"your server ran {len(alive)} threads for 2 clients",
+            "This exercise is the one-thread design: no threading; the selector tells "
+            "one loop which sockets are ready.",
+            "clients A and B connect",
+        )
+
+
+def _selector_sequence(server, srv):
+    for index in range(6):
+        message = f"client {index + 1}".encode()
+        sent = f"6 clients one after another, each sends {message!r} then closes"
+        with connect(srv) as client:
+            _echo_once(srv, client, message, sent, HINT_UNREGISTER)
+            _selector_closes(
+                srv,
+                client,
+                server_side(srv, client),
+                sent,
+                "recv() returned b'': the client has finished. " + HINT_UNREGISTER,
             )
 
-    try:
-        return run_checks(
-            "selector_server(port)",
-            [
-                ("echoes a message, then does not spin while its client is idle", run(idle)),
-                ("echoes two messages on one connection, closes after b''", run(two_messages)),
-                ("echoes client B while client A stays connected", run(second_client)),
-                ("serves both clients from one thread", run(one_thread)),
-                ("keeps its listening socket and connections non-blocking", run(non_blocking)),
-                ("serves 6 clients one after another", run(sequence)),
-                ("echoes all of 16 MiB, then closes", run(half_close_after_much)),
-                ("echoes clients B and C while client A does not read its echo", run(slow_reader)),
-            ],
-            function=selector_server,
+
+def _selector_half_close_after_much(server, srv):
+    # 16 MiB, more than the kernel's buffers on the way back can hold while the client
+    # does not read (its receive buffer is small, the server's send buffer at most
+    # 4 MiB on Linux): when the server sees b'', most of the echo is still in its
+    # outbox. Not periodic: an echo with bytes lost in the middle is never a prefix.
+    payload = random.Random(5).randbytes(16 * 1024 * 1024)
+    sent = "16 MiB, then the client half-closes and reads the echo"
+    with socket.socket() as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        client.settimeout(REPLY_TIMEOUT)
+        client.connect(("127.0.0.1", srv.port))
+        data, how = _big_echo(srv, client, payload)
+        if data != payload:
+            server.hold(client)
+    if data == payload:
+        return
+    if how == "eof" and payload.startswith(data):
+        raise Failure(
+            "the connection was closed before all of the echo had come back",
+            "Either your server closed at b'' while the outbox still held echo (the "
+            "client has finished sending but still reads: stop reading, send the rest "
+            "of its outbox (WRITE only), then unregister and close), or it dropped what "
+            "send() did not take (send() returns how many bytes it took: keep the rest "
+            "in the outbox, never clear() the outbox after a send(), and do not swallow "
+            "the BlockingIOError of a sendall(), which had sent a part already).",
+            sent,
         )
+    if len(data) > len(payload) and data.startswith(payload):
+        raise Failure("client A got more bytes back than it sent", HINT_NOT_TRIMMED, sent)
+    if not payload.startswith(data) and not srv.errors:
+        raise Failure(
+            "the echo was not the 16 MiB that were sent: bytes were missing in the middle",
+            HINT_SEND_RESULT,
+            sent,
+        )
+    raise Failure(
+        "the echo was not the 16 MiB that were sent"
+        + (f" ({how})" if how in ("eof", "reset", "timeout") else ""),
+        HINT_LOST,
+        sent,
+    )
+
+
+def _selector_slow_reader(server, srv):
+    sent = (
+        "client A sends until its sends stall, reading none of the echo for now; "
+        "meanwhile client B sends b'B'"
+    )
+    after_eof = (
+        "then A half-closes, still reading nothing; once your server has read all of "
+        "A's bytes, client C sends b'C'"
+    )
+    with _small_buffers() as a:
+        a.connect(("127.0.0.1", srv.port))
+        total = _fill(a)
+        if not still_listens(srv):
+            raise Failure("your server no longer listened after client A", HINT_ACCEPT_LOOP, sent)
+        data, how = _ask(srv, b"B")
+        if data != b"B":
+            server.hold(a)
+            raise Failure(
+                f"client B got no echo within 2 s ({how}) while your server was sending "
+                "to client A, who was not reading",
+                HINT_OUTBOX,
+                sent,
+            )
+        theirs = server_side(srv, a)
+        with contextlib.suppress(OSError):
+            a.shutdown(socket.SHUT_WR)
+        _server_read_all(srv, theirs, a)
+        data, how = _ask(srv, b"C")
+        if data != b"C":
+            server.hold(a)
+            raise Failure(
+                f"client C got no echo within 2 s ({how}) while your server had echo "
+                "left for client A, who had finished sending and was not reading",
+                HINT_EOF_BLOCKING,
+                f"{sent}; {after_eof}",
+            )
+        # now A reads: the server can go on (an echo longer than what A sent shows too)
+        echoed, _ = read_reply(
+            a, srv, lambda d: len(d) > total, limit=total + (1 << 20), timeout=10.0
+        )
+    if len(echoed) != total:
+        raise Failure(
+            "client A did not get back all the bytes it sent"
+            if len(echoed) < total
+            else "client A got more bytes back than it sent",
+            HINT_LOST if len(echoed) < total else HINT_NOT_TRIMMED,
+            f"{sent}; {after_eof}; then A reads",
+        )
+
+
+SELECTOR_SCENARIOS = [  # (title, scenario(server, srv)): one run of the server, in order
+    ("echoes a message, then does not spin while its client is idle", _selector_idle),
+    ("echoes two messages on one connection, closes after b''", _selector_two_messages),
+    ("echoes client B while client A stays connected", _selector_second_client),
+    ("serves both clients from one thread", _selector_one_thread),
+    ("keeps its listening socket and connections non-blocking", _selector_non_blocking),
+    ("serves 6 clients one after another", _selector_sequence),
+    ("echoes all of 16 MiB, then closes", _selector_half_close_after_much),
+    ("echoes clients B and C while client A does not read its echo", _selector_slow_reader),
+]
+
+
+def check_selector_server(selector_server) -> object:
+    server = _OneServer(_same_text_every_run(selector_server), _selector_crash_hint)
+    checks = [
+        (title, server.scenario(functools.partial(scenario, server)))
+        for title, scenario in SELECTOR_SCENARIOS
+    ]
+    try:
+        return run_checks("selector_server(port)", checks, function=selector_server)
     finally:
         with contextlib.suppress(Failure, NotDone):
             server.end()  # every scenario passed: a late failure has no scenario to name

@@ -736,25 +736,32 @@ class RecordingSocket(socket.socket):
         self.timeouts = 0  # TimeoutError: nothing came within the socket's timeout
         self.peeked = False  # MSG_PEEK: looks at the data without taking it
         # the read in progress: (when it began, the socket's timeout then), None between
-        # reads; `state` is notified as each read begins and ends
+        # reads; while `watched` (the sender's pause waits), `state` is notified as each
+        # read begins and ends (only then: a lock per recv() would slow small reads)
         self.reading: tuple[float, float | None] | None = None
         self.active = time.monotonic()  # when a read last began or ended
+        self.watched = False
         self.state = threading.Condition()
+        self.cut = False  # the check closed the socket: a b'' after that is the check's
+
+    def _notify(self) -> None:
+        with self.state:
+            self.state.notify_all()
 
     def _asking(self, size: int, flags: int) -> None:
         self.asked.append(size)
         if flags & getattr(socket, "MSG_PEEK", 0):
             self.peeked = True
-        with self.state:
-            self.active = time.monotonic()
-            self.reading = (self.active, self.gettimeout())
-            self.state.notify_all()
+        self.active = now = time.monotonic()
+        self.reading = (now, self.gettimeout())
+        if self.watched:
+            self._notify()
 
     def _done(self) -> None:
-        with self.state:
-            self.reading = None
-            self.active = time.monotonic()
-            self.state.notify_all()
+        self.reading = None
+        self.active = time.monotonic()
+        if self.watched:
+            self._notify()
 
     def _failed(self, exc: OSError) -> None:
         if isinstance(exc, BlockingIOError):
@@ -772,7 +779,7 @@ class RecordingSocket(socket.socket):
         finally:
             self._done()
         self.received += len(data)
-        self.empties += not data
+        self.empties += not data and not self.cut
         return data
 
     def recv_into(self, buffer, nbytes=0, flags=0):
@@ -785,7 +792,7 @@ class RecordingSocket(socket.socket):
         finally:
             self._done()
         self.received += n
-        self.empties += not n
+        self.empties += not n and not self.cut
         return n
 
 
@@ -816,6 +823,13 @@ class Reading:
         self.peak = peak
 
 
+def _cut(sock: RecordingSocket) -> None:
+    """The reader overran its budget: close its socket, so that its recv() returns b''
+    (or fails), and the end it sees then is not taken for the sender's."""
+    sock.cut = True
+    _closing(sock)
+
+
 def _unread(sock: socket.socket) -> int | None:
     """Bytes that wait in ``sock``'s receive queue (FIONREAD), or None where that cannot
     be asked (Windows has no ioctl for it in Python) or the socket is closed."""
@@ -837,6 +851,7 @@ def _pause(sock: RecordingSocket, stopping: threading.Event, budget: float) -> b
     slowly a busy machine lets it drain the queue. True: the check is stopping."""
     deadline = time.monotonic() + budget
     with sock.state:
+        sock.watched = True
 
         def waiting() -> bool:  # (or it reads some other way, and 50 ms passed)
             unread = _unread(sock)
@@ -858,6 +873,7 @@ def _pause(sock: RecordingSocket, stopping: threading.Event, budget: float) -> b
             if left <= 0:
                 break
             sock.state.wait(left)
+        sock.watched = False
     return stopping.is_set()
 
 
@@ -910,7 +926,7 @@ def _timed_read(reader, total: int = TRANSFER, budget: float = BUDGET, first=Fal
             span["base"] = tracemalloc.get_traced_memory()[0]
         thread.start()
         started = time.perf_counter()
-        call = call_bounded(timed, sock, timeout=budget, on_timeout=lambda: _closing(sock))
+        call = call_bounded(timed, sock, timeout=budget, on_timeout=lambda: _cut(sock))
         if call.finished:
             seconds = span["end"] - span["start"]
         else:
@@ -933,6 +949,13 @@ def _timed_read(reader, total: int = TRANSFER, budget: float = BUDGET, first=Fal
 HINT_PEEK = (
     "recv(n, socket.MSG_PEEK) looks at the data without taking it: every call returns the "
     "same bytes again, and b'' never comes. Call sock.recv(size) without flags."
+)
+
+
+HINT_SHORT_NOT_END = (
+    "recv(n) returns what has arrived, up to n bytes: a chunk shorter than n is not the end "
+    "of the stream, more may be on its way. Only b'' means that the sender closed: call "
+    "recv() again and add up len(chunk) until it returns b''."
 )
 
 
@@ -1039,7 +1062,15 @@ def check_count_bytes(count_bytes) -> object:
                 "reaches (seconds, not milliseconds), and stop at b''.",
                 sent,
             )
-        if isinstance(result, bool) or not isinstance(result, int) or result != TRANSFER:
+        counted = isinstance(result, int) and not isinstance(result, bool)
+        if counted and result < TRANSFER and not sock.empties and not sock.timeouts:
+            raise Failure(
+                f"it returned {describe_value(result)} before recv() had returned b'' (the "
+                "sender had not closed yet)",
+                HINT_SHORT_NOT_END,
+                sent,
+            )
+        if not counted or result != TRANSFER:
             raise Failure(
                 f"it returned {describe_value(result)}",
                 "Add up len(chunk) of every recv() until it returns b'', and return the sum.",
