@@ -11,6 +11,8 @@ through real connections, whole, in pieces, mixed with garbage, from many client
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from ._checker import (
     EOF_TIMEOUT,
@@ -247,71 +249,113 @@ def _loopback_only(server) -> None:
         )
 
 
+# --- the servers' cases, as data -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One case of a server check: ``how`` (an engine below) sends ``send`` and expects
+    ``expect``; ``sent`` is how the verdict describes the input, ``hint`` the hint for a
+    wrong reply (a text, or a function of the reply)."""
+
+    title: str
+    how: Callable[[object, Scenario], None]
+    send: object = b""  # bytes; for _line_by_line the lines; for _many a function of the index
+    expect: object = b""  # the same shapes as ``send``
+    sent: str = ""
+    hint: object = HINT_ONE_RECV
+    shut: bool = True  # the client shuts down its sending side once it has sent
+    extra_hint: str | None = None  # the hint when more than ``expect`` came
+    then: bytes = b""  # _reset_then_next: what the next client sends (``expect``: its reply)
+
+
+def _whole(server, case: Scenario) -> None:
+    _conversation(
+        server,
+        case.send,
+        case.expect,
+        case.sent,
+        shut=case.shut,
+        mismatch=case.hint,
+        extra_hint=case.extra_hint,
+    )
+
+
+def _bytewise(server, case: Scenario) -> None:
+    _one_byte_at_a_time(server, case.send, case.expect, case.sent, mismatch=case.hint)
+
+
+def _vanishes(server, case: Scenario) -> None:
+    _reset_then_next(server, case.send, case.then, case.expect, case.sent, mismatch=case.hint)
+
+
+def _crowd(server, case: Scenario) -> None:
+    _many(server, case.send, case.expect, mismatch=case.hint)
+
+
+def _bound(server, case: Scenario) -> None:
+    _loopback_only(server)
+
+
+def _server_check(server_func, crash_hint, case: Scenario):
+    """The check closure of ``case``: a fresh server of ``server_func``, then the case."""
+
+    def check():
+        with serving(server_func, crash_hint) as server:
+            case.how(server, case)
+
+    return check
+
+
 # --- Exercise 1: echo_server --------------------------------------------------------------
+
+# every byte value, in an order that is never valid UTF-8 (it repeats every 256 bytes)
+GARBAGE = bytes((i * 167 + 13) % 256 for i in range(256)) * (1 << 12)  # 1 MiB
+
+ECHO_CASES = [
+    Scenario(
+        "b'hello' comes back, then the end",
+        _whole,
+        b"hello",
+        b"hello",
+        "b'hello', then the client shut down its sending side",
+    ),
+    Scenario("listens on 127.0.0.1 only", _bound),
+    Scenario(
+        "a message sent one byte at a time",
+        _bytewise,
+        b"hello",
+        b"hello",
+        "b'h', b'e', b'l', b'l', b'o' in five sends",
+    ),
+    Scenario(
+        "1 MiB of bytes that are not UTF-8",
+        _whole,
+        GARBAGE,
+        GARBAGE,
+        f"{show_bytes(GARBAGE)}, sent while reading the echo",
+    ),
+    Scenario(
+        "a client that vanishes mid-message, then the next client",
+        _vanishes,
+        b"hel",
+        b"next",
+        "b'hel', then a reset (RST); then b'next'",
+        then=b"next",
+    ),
+    Scenario(
+        "20 clients, 5 connected at the same time",
+        _crowd,
+        lambda i: b"client %d\n" % i * 50,
+        lambda i: b"client %d\n" % i * 50,
+    ),
+]
 
 
 def check_echo_server(echo_server) -> object:
     """Attack ``echo_server(port)``: echo every byte until b'', close, serve the next client."""
-    garbage = bytes(  # every byte value, in an order that is never valid UTF-8
-        (i * 167 + 13) % 256 for i in range(1 << 20)
-    )
-
-    def run(body):
-        def check():
-            with serving(echo_server, _crash_hint) as server:
-                body(server)
-
-        return check
-
-    return run_checks(
-        "echo_server",
-        [
-            (
-                "b'hello' comes back, then the end",
-                run(
-                    lambda s: _conversation(
-                        s,
-                        b"hello",
-                        b"hello",
-                        "b'hello', then the client shut down its sending side",
-                    )
-                ),
-            ),
-            ("listens on 127.0.0.1 only", run(_loopback_only)),
-            (
-                "a message sent one byte at a time",
-                run(
-                    lambda s: _one_byte_at_a_time(
-                        s, b"hello", b"hello", "b'h', b'e', b'l', b'l', b'o' in five sends"
-                    )
-                ),
-            ),
-            (
-                "1 MiB of bytes that are not UTF-8",
-                run(
-                    lambda s: _conversation(
-                        s, garbage, garbage, f"{show_bytes(garbage)}, sent while reading the echo"
-                    )
-                ),
-            ),
-            (
-                "a client that vanishes mid-message, then the next client",
-                run(
-                    lambda s: _reset_then_next(
-                        s, b"hel", b"next", b"next", "b'hel', then a reset (RST); then b'next'"
-                    )
-                ),
-            ),
-            (
-                "20 clients, 5 connected at the same time",
-                run(
-                    lambda s: _many(
-                        s, lambda i: b"client %d\n" % i * 50, lambda i: b"client %d\n" % i * 50
-                    )
-                ),
-            ),
-        ],
-    )
+    checks = [(case.title, _server_check(echo_server, _crash_hint, case)) for case in ECHO_CASES]
+    return run_checks("echo_server", checks)
 
 
 # --- Exercise 2: handle_command (no sockets) --------------------------------------------------
@@ -332,6 +376,29 @@ COMMAND_CASES = [
     ("", "ERR"),
 ]
 
+HINT_BAD_INPUT = (
+    "A client can send anything: answer bad input with a reply that starts with 'ERR ' "
+    "(catch ValueError and IndexError, check the number of words), never crash."
+)
+HINT_RETURNED_NONE = (
+    "Return the reply as a str, without the newline (the server adds it): it returned "
+    "None, and every path through the function needs a `return` with the reply."
+)
+HINT_RETURN_STR = (
+    "Return the reply as a str, without the newline (the server adds it): every path "
+    "through the function needs a `return`."
+)
+HINT_PARTITION = (
+    "Split the line into the command and the rest at the first space: ECHO answers with "
+    "its text exactly as sent, spaces included (command, _, rest = line.partition(' ')); "
+    "split() drops spaces."
+)
+HINT_SPLIT = (
+    "Split the line into the command and its arguments; return the reply as str, without "
+    "the newline (the server adds it)."
+)
+ANY_ERR = "a reply that starts with 'ERR '"
+
 
 def reply_matches(reply, due) -> bool:
     if isinstance(due, tuple):
@@ -341,271 +408,237 @@ def reply_matches(reply, due) -> bool:
     return reply == due
 
 
+def _command_title(line, due) -> str:
+    if due == "ERR":
+        return f"{line!r} gives an error reply"
+    if isinstance(due, tuple):
+        return f"{line!r} gives '' or an error reply, without crashing"
+    return f"{line!r} gives {due!r}"
+
+
+def _show_due(due) -> str:
+    if due == "ERR":
+        return ANY_ERR
+    if isinstance(due, tuple):
+        return " or ".join(ANY_ERR if d == "ERR" else repr(d) for d in due)
+    return repr(due)
+
+
+def _reply_hint(line, due, result) -> str:
+    if result is None:
+        return HINT_RETURNED_NONE
+    if not isinstance(result, str):
+        return HINT_RETURN_STR
+    if due == "ERR":
+        return HINT_ERR_PREFIX
+    if line.startswith("ECHO"):
+        return HINT_PARTITION
+    return HINT_SPLIT
+
+
+def _command_case(handle_command, line, due):
+    """The check of one row of ``COMMAND_CASES``: ``handle_command(line)`` gives ``due``."""
+
+    def check():
+        sent = f"handle_command({line!r})"
+        call = call_bounded(handle_command, line)
+        can_err = due == "ERR" or (isinstance(due, tuple) and "ERR" in due)
+        if call.error is not None:
+            hint = (
+                HINT_BAD_INPUT if can_err else f"Read the exception: {line!r} should give {due!r}."
+            )
+            raise Failure(f"it raised {describe_exception(call.error)}", hint, sent)
+        if not reply_matches(call.result, due):
+            raise Failure(
+                f"it returned {call.result!r:.60}, expected {_show_due(due)}",
+                _reply_hint(line, due, call.result),
+                sent,
+            )
+
+    return check
+
+
 def check_handle_command(handle_command) -> object:
     """Check ``handle_command(line) -> reply`` against the protocol table, bytes-free."""
-
-    def case(line, due):
-        def check():
-            sent = f"handle_command({line!r})"
-            call = call_bounded(handle_command, line)
-            can_err = due == "ERR" or (isinstance(due, tuple) and "ERR" in due)
-            if call.error is not None:
-                hint = (
-                    "A client can send anything: answer bad input with a reply that starts "
-                    "with 'ERR ' (catch ValueError and IndexError, check the number of "
-                    "words), never crash."
-                    if can_err
-                    else f"Read the exception: {line!r} should give {due!r}."
-                )
-                raise Failure(f"it raised {describe_exception(call.error)}", hint, sent)
-            if not reply_matches(call.result, due):
-                expected = (
-                    "a reply that starts with 'ERR '"
-                    if due == "ERR"
-                    else " or ".join(
-                        "a reply that starts with 'ERR '" if d == "ERR" else repr(d) for d in due
-                    )
-                    if isinstance(due, tuple)
-                    else repr(due)
-                )
-                if call.result is None:
-                    hint = (
-                        "Return the reply as a str, without the newline (the server adds "
-                        "it): it returned None, and every path through the function needs a "
-                        "`return` with the reply."
-                    )
-                elif not isinstance(call.result, str):
-                    hint = (
-                        "Return the reply as a str, without the newline (the server adds "
-                        "it): every path through the function needs a `return`."
-                    )
-                elif due == "ERR":
-                    hint = HINT_ERR_PREFIX
-                elif line.startswith("ECHO"):
-                    hint = (
-                        "Split the line into the command and the rest at the first space: "
-                        "ECHO answers with its text exactly as sent, spaces included "
-                        "(command, _, rest = line.partition(' ')); split() drops spaces."
-                    )
-                else:
-                    hint = (
-                        "Split the line into the command and its arguments; return the reply "
-                        "as str, without the newline (the server adds it)."
-                    )
-                raise Failure(f"it returned {call.result!r:.60}, expected {expected}", hint, sent)
-
-        return check
-
-    return run_checks(
-        "handle_command",
-        [
-            (
-                f"{line!r} gives an error reply"
-                if due == "ERR"
-                else f"{line!r} gives '' or an error reply, without crashing"
-                if isinstance(due, tuple)
-                else f"{line!r} gives {due!r}",
-                case(line, due),
-            )
-            for line, due in COMMAND_CASES
-        ],
-        function=handle_command,
-    )
+    checks = [
+        (_command_title(*case), _command_case(handle_command, *case)) for case in COMMAND_CASES
+    ]
+    return run_checks("handle_command", checks, function=handle_command)
 
 
 # --- Exercise 3: command_server ------------------------------------------------------------
 
+HINT_STRICT_UTF8 = (
+    "Bytes that are not UTF-8 get the reply 'ERR not UTF-8': decode strictly "
+    "(line.decode('utf-8') inside try/except UnicodeDecodeError), not with "
+    "errors='replace', which turns bad bytes into '\ufffd' and answers them."
+)
+HINT_AT_ONCE = (
+    "Answer each line as soon as it is complete (keep a buffer, split off each complete "
+    "line and answer it at once): the client waits for the reply before it sends the next "
+    "line, so do not wait for the end of the input (recv() returning b''). Writing through "
+    "conn.makefile()? Call flush() after each reply: it sits in the file's buffer until then."
+)
+HINT_INCOMPLETE = (
+    "b'PIN' had no b'\\n': an incomplete line, maybe cut off mid-command, so it gets no "
+    "reply. When recv() returns b'', close; answer only the complete lines in your buffer."
+)
+HINT_STRIP = (
+    "Remove only the line end, line.rstrip(b'\\r\\n') (or line.rstrip('\\r\\n') on the "
+    "str): strip() also removes the spaces that belong to the text."
+)
+
+
+def _spaces_hint(data: bytes) -> str:
+    return HINT_STRIP if data.strip() == b"hi" else _line_ending_hint(data)
+
+
+def _garbage_then_ping(server, case: Scenario) -> None:
+    """Two lines that are not UTF-8, then b'PING\\n': an error reply for each, then PONG."""
+    with connect(server) as sock:
+        send_in_background(sock, case.send)
+        data, how = read_reply(sock, server, lambda d: d.count(b"\n") >= 3)
+        lines = data.split(b"\n")
+        if (
+            len(lines) >= 4
+            and lines[0].startswith(b"ERR ")
+            and lines[2] == b"PONG"
+            and not lines[1].startswith(b"ERR ")
+        ):
+            raise Failure(
+                f"got {show_bytes(data)}: b'ECHO caf\\xe9' was answered as if it were text",
+                HINT_STRICT_UTF8,
+                case.sent,
+            )
+        if len(lines) < 4 or not lines[0].startswith(b"ERR ") or lines[2] != b"PONG":
+            hint = _command_crash_hint(UnicodeDecodeError("utf-8", b"", 0, 1, ""))
+            raise Failure(f"got {show_bytes(data)}", hint, case.sent)
+
+
+def _line_by_line(server, case: Scenario) -> None:
+    """A client that waits for each reply before it sends the next line, as a person at
+    telnet does: nothing ends the input, so only a reply sent at once can come."""
+    with connect(server) as sock:
+        for line, expected in zip(case.send, case.expect, strict=True):
+            try:
+                sock.sendall(line)
+            except OSError:
+                raise Failure(
+                    f"the connection was closed before {show_bytes(line)} could be sent",
+                    HINT_LOOP,
+                    case.sent,
+                ) from None
+            data, how = read_reply(sock, server, lambda d, e=expected: len(d) >= len(e))
+            if data == expected:
+                continue
+            if not data and how == "timeout":
+                raise Failure(
+                    f"no reply to {show_bytes(line)} within {REPLY_TIMEOUT:g} s, while the "
+                    "client waited with the connection open",
+                    HINT_AT_ONCE,
+                    case.sent,
+                )
+            _judge(data, how, expected, case.sent, case.hint)
+
+
+COMMAND_SERVER_CASES = [
+    Scenario("listens on 127.0.0.1 only", _bound),
+    Scenario(
+        "b'PING\\n' gives b'PONG\\n', and the end after the client's end",
+        _whole,
+        b"PING\n",
+        b"PONG\n",
+        "b'PING\\n', then end of sending",
+        HINT_LINES,
+    ),
+    Scenario(
+        "answers each line at once, while the client waits",
+        _line_by_line,
+        (b"PING\n", b"ADD 2 3\n", b"QUIT\n"),
+        (b"PONG\n", b"5\n", b"BYE\n"),
+        "b'PING\\n', then (after its reply) b'ADD 2 3\\n', then b'QUIT\\n'",
+        HINT_LINES,
+    ),
+    Scenario(
+        "three commands in one send",
+        _whole,
+        b"PING\nADD 2 3\nECHO hi\n",
+        b"PONG\n5\nhi\n",
+        "b'PING\\nADD 2 3\\nECHO hi\\n' in a single send",
+        HINT_LINES,
+    ),
+    Scenario(
+        "a command sent one byte at a time",
+        _bytewise,
+        b"ADD 20 22\n",
+        b"42\n",
+        "b'ADD 20 22\\n', one byte per send",
+        HINT_LINES,
+    ),
+    Scenario(
+        "telnet's line end b'\\r\\n'",
+        _whole,
+        b"PING\r\n",
+        b"PONG\n",
+        "b'PING\\r\\n' (telnet and nc -C end lines so)",
+        _line_ending_hint,
+    ),
+    Scenario(
+        "garbage that is not UTF-8, then a command",
+        _garbage_then_ping,
+        b"\xff\xfe\nECHO caf\xe9\nPING\n",
+        sent="b'\\xff\\xfe\\n' and b'ECHO caf\\xe9\\n' (not UTF-8), then b'PING\\n' on the "
+        "same connection",
+    ),
+    Scenario(
+        "a last line without b'\\n' is incomplete: no reply",
+        _whole,
+        b"PING\nPIN",
+        b"PONG\n",
+        "b'PING\\nPIN', then end of sending",
+        HINT_LINES,
+        extra_hint=HINT_INCOMPLETE,
+    ),
+    Scenario(
+        "spaces stay: only the line end b'\\r\\n' is removed",
+        _whole,
+        b"ECHO  hi  \r\n",
+        b" hi  \n",
+        "b'ECHO  hi  \\r\\n'",
+        _spaces_hint,
+    ),
+    Scenario(
+        "QUIT: b'BYE\\n', then the server closes",
+        _whole,
+        b"QUIT\n",
+        b"BYE\n",
+        "b'QUIT\\n' (the client keeps its side open)",
+        HINT_LINES,
+        shut=False,
+    ),
+    Scenario(
+        "a client that vanishes mid-line, then the next client",
+        _vanishes,
+        b"PIN",
+        b"PONG\n",
+        "b'PIN', then a reset (RST); then b'PING\\n'",
+        HINT_LINES,
+        then=b"PING\n",
+    ),
+    Scenario(
+        "20 clients, 5 connected at the same time",
+        _crowd,
+        lambda i: b"ECHO client %d\nQUIT\n" % i,
+        lambda i: b"client %d\nBYE\n" % i,
+        hint=HINT_LINES,
+    ),
+]
+
 
 def check_command_server(command_server) -> object:
     """Attack ``command_server(port)``: the line protocol over real connections."""
-
-    def run(body):
-        def check():
-            with serving(command_server, _command_crash_hint) as server:
-                body(server)
-
-        return check
-
-    def garbage_then_ping(server):
-        sent = (
-            "b'\\xff\\xfe\\n' and b'ECHO caf\\xe9\\n' (not UTF-8), then b'PING\\n' on the "
-            "same connection"
-        )
-        with connect(server) as sock:
-            send_in_background(sock, b"\xff\xfe\nECHO caf\xe9\nPING\n")
-            data, how = read_reply(sock, server, lambda d: d.count(b"\n") >= 3)
-            lines = data.split(b"\n")
-            if (
-                len(lines) >= 4
-                and lines[0].startswith(b"ERR ")
-                and lines[2] == b"PONG"
-                and not lines[1].startswith(b"ERR ")
-            ):
-                raise Failure(
-                    f"got {show_bytes(data)}: b'ECHO caf\\xe9' was answered as if it were text",
-                    "Bytes that are not UTF-8 get the reply 'ERR not UTF-8': decode strictly "
-                    "(line.decode('utf-8') inside try/except UnicodeDecodeError), not with "
-                    "errors='replace', which turns bad bytes into '\ufffd' and answers them.",
-                    sent,
-                )
-            if len(lines) < 4 or not lines[0].startswith(b"ERR ") or lines[2] != b"PONG":
-                hint = _command_crash_hint(UnicodeDecodeError("utf-8", b"", 0, 1, ""))
-                raise Failure(f"got {show_bytes(data)}", hint, sent)
-
-    def one_line_at_a_time(server):
-        # A client that waits for each reply before it sends the next line, as a person at
-        # telnet does: nothing ends the input, so only a reply sent at once can come.
-        steps = [(b"PING\n", b"PONG\n"), (b"ADD 2 3\n", b"5\n"), (b"QUIT\n", b"BYE\n")]
-        sent = "b'PING\\n', then (after its reply) b'ADD 2 3\\n', then b'QUIT\\n'"
-        with connect(server) as sock:
-            for line, expected in steps:
-                try:
-                    sock.sendall(line)
-                except OSError:
-                    raise Failure(
-                        f"the connection was closed before {show_bytes(line)} could be sent",
-                        HINT_LOOP,
-                        sent,
-                    ) from None
-                data, how = read_reply(sock, server, lambda d, e=expected: len(d) >= len(e))
-                if data == expected:
-                    continue
-                if not data and how == "timeout":
-                    raise Failure(
-                        f"no reply to {show_bytes(line)} within {REPLY_TIMEOUT:g} s, while the "
-                        "client waited with the connection open",
-                        "Answer each line as soon as it is complete (keep a buffer, split off "
-                        "each complete line and answer it at once): the client waits for the "
-                        "reply before it sends the next line, so do not wait for the end of the "
-                        "input (recv() returning b''). Writing through conn.makefile()? Call "
-                        "flush() after each reply: it sits in the file's buffer until then.",
-                        sent,
-                    )
-                _judge(data, how, expected, sent, HINT_LINES)
-
-    return run_checks(
-        "command_server",
-        [
-            ("listens on 127.0.0.1 only", run(_loopback_only)),
-            (
-                "b'PING\\n' gives b'PONG\\n', and the end after the client's end",
-                run(
-                    lambda s: _conversation(
-                        s,
-                        b"PING\n",
-                        b"PONG\n",
-                        "b'PING\\n', then end of sending",
-                        mismatch=HINT_LINES,
-                    )
-                ),
-            ),
-            ("answers each line at once, while the client waits", run(one_line_at_a_time)),
-            (
-                "three commands in one send",
-                run(
-                    lambda s: _conversation(
-                        s,
-                        b"PING\nADD 2 3\nECHO hi\n",
-                        b"PONG\n5\nhi\n",
-                        "b'PING\\nADD 2 3\\nECHO hi\\n' in a single send",
-                        mismatch=HINT_LINES,
-                    )
-                ),
-            ),
-            (
-                "a command sent one byte at a time",
-                run(
-                    lambda s: _one_byte_at_a_time(
-                        s,
-                        b"ADD 20 22\n",
-                        b"42\n",
-                        "b'ADD 20 22\\n', one byte per send",
-                        mismatch=HINT_LINES,
-                    )
-                ),
-            ),
-            (
-                "telnet's line end b'\\r\\n'",
-                run(
-                    lambda s: _conversation(
-                        s,
-                        b"PING\r\n",
-                        b"PONG\n",
-                        "b'PING\\r\\n' (telnet and nc -C end lines so)",
-                        mismatch=_line_ending_hint,
-                    )
-                ),
-            ),
-            ("garbage that is not UTF-8, then a command", run(garbage_then_ping)),
-            (
-                "a last line without b'\\n' is incomplete: no reply",
-                run(
-                    lambda s: _conversation(
-                        s,
-                        b"PING\nPIN",
-                        b"PONG\n",
-                        "b'PING\\nPIN', then end of sending",
-                        mismatch=HINT_LINES,
-                        extra_hint="b'PIN' had no b'\\n': an incomplete line, maybe cut off "
-                        "mid-command, so it gets no reply. When recv() returns b'', close; "
-                        "answer only the complete lines in your buffer.",
-                    )
-                ),
-            ),
-            (
-                "spaces stay: only the line end b'\\r\\n' is removed",
-                run(
-                    lambda s: _conversation(
-                        s,
-                        b"ECHO  hi  \r\n",
-                        b" hi  \n",
-                        "b'ECHO  hi  \\r\\n'",
-                        mismatch=lambda data: (
-                            "Remove only the line end, line.rstrip(b'\\r\\n') (or "
-                            "line.rstrip('\\r\\n') on the str): strip() also removes the "
-                            "spaces that belong to the text."
-                            if data.strip() == b"hi"
-                            else _line_ending_hint(data)
-                        ),
-                    )
-                ),
-            ),
-            (
-                "QUIT: b'BYE\\n', then the server closes",
-                run(
-                    lambda s: _conversation(
-                        s,
-                        b"QUIT\n",
-                        b"BYE\n",
-                        "b'QUIT\\n' (the client keeps its side open)",
-                        shut=False,
-                        mismatch=HINT_LINES,
-                    )
-                ),
-            ),
-            (
-                "a client that vanishes mid-line, then the next client",
-                run(
-                    lambda s: _reset_then_next(
-                        s,
-                        b"PIN",
-                        b"PING\n",
-                        b"PONG\n",
-                        "b'PIN', then a reset (RST); then b'PING\\n'",
-                        mismatch=HINT_LINES,
-                    )
-                ),
-            ),
-            (
-                "20 clients, 5 connected at the same time",
-                run(
-                    lambda s: _many(
-                        s,
-                        lambda i: b"ECHO client %d\nQUIT\n" % i,
-                        lambda i: b"client %d\nBYE\n" % i,
-                        mismatch=HINT_LINES,
-                    )
-                ),
-            ),
-        ],
-    )
+    checks = [
+        (case.title, _server_check(command_server, _command_crash_hint, case))
+        for case in COMMAND_SERVER_CASES
+    ]
+    return run_checks("command_server", checks)
