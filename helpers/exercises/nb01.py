@@ -8,6 +8,8 @@
 connection the function left for Python to close shows as the ResourceWarning it causes.
 ``fetch`` meets a real server of the check's own, run by netlab too, that sends its
 greeting in two parts with a pause between them (one recv() is not enough), then closes.
+The checks are tables: ``HELLO_CASES`` (title, check, input) and ``FETCH_CASES`` (the two
+parts the server sends, and the hint for a wrong result), run by ``_fetch_case``.
 
 A learner's client function is watched from inside its own thread (``_Watched``: the
 profiler hook of that thread sees every socket method it calls), so the check knows the

@@ -6,6 +6,9 @@
 These checks set up the situations of the notebook for real: a port nobody listens on
 (refused), a server whose queue of waiting connections is full (connect hangs on
 Linux), a port with an old connection in TIME_WAIT (bind fails without SO_REUSEADDR).
+Each check's cases are a table (``PORT_CASES``, ``SERVER_SOCKET_CASES``, ``HELLO_CASES``),
+each row run by the engine of its exercise (``_port_case``, ``_server_socket_case``,
+``_hello_case``).
 """
 
 from __future__ import annotations

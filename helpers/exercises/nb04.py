@@ -3,9 +3,12 @@
     from helpers.exercises import nb04
     nb04.check_echo_server(echo_server)
 
-The line protocol's expected replies are a table of data (``COMMAND_CASES``); the checks
-of ``handle_command`` use no socket at all, those of the servers send the same lines
-through real connections, whole, in pieces, mixed with garbage, from many clients.
+The cases are data. The line protocol's expected replies are a table (``COMMAND_CASES``);
+the checks of ``handle_command`` use no socket at all. Those of the servers are tables of
+``Scenario`` rows (``ECHO_CASES``, ``COMMAND_SERVER_CASES``: what is sent, how, what must
+come back, the hint), each run by its engine (``_whole``, ``_bytewise``, ``_vanishes``,
+``_crowd``, ...) on a fresh server: the same lines through real connections, whole, in
+pieces, mixed with garbage, from many clients.
 """
 
 from __future__ import annotations
