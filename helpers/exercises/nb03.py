@@ -4,13 +4,18 @@
     nb03.check_recv_exactly(recv_exactly)       # the verdict shows itself
 
 What each check expects is written as data (the pieces sent, the answer due) or as a
-small pure function (``expected_frame``), apart from the sockets that carry it.
+small pure function (``expected_frame``), apart from the sockets that carry it. The cases
+are tables: ``EXACTLY_CASES`` and ``REST_CASES`` (recv_exactly), ``ENCODE_CASES``,
+``MESSAGE_CASES``, ``UPPER_CASES`` and ``DOWNLOAD_CASES``; one engine function per kind of
+case (``_exactly_case``, ``_encode_case``, ...) turns a case into a check, and each
+``check_<name>`` builds its checks from its table (plus its one-off checks) in order.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
+from dataclasses import dataclass
 
 from ._checker import (
     CALL_TIMEOUT,
@@ -70,6 +75,54 @@ def _unexpected(call, what_it_should: str) -> Failure:
 
 # --- Exercise 1: recv_exactly -----------------------------------------------------------
 
+HINT_STOP_AT_N = "Stop as soon as you have n bytes: loop `while len(data) < n`."
+HINT_READ_WHAT_ARRIVED = (
+    "Your function waited for more bytes than had arrived without reading what was there: "
+    "call recv(n - len(data)) in a loop, each call returns what has arrived so far."
+)
+HINT_RAISE_EOF = (
+    "When recv returns b'' before you have n bytes, the peer has closed and the rest will "
+    "never come: raise EOFError('connection closed') instead of returning a short result."
+)
+HINT_EOFERROR_ITSELF = (
+    "Raise EOFError itself when recv returns b'' too early: the exercise asks for it, and "
+    "recv_message and its callers catch EOFError, not other errors."
+)
+MIB_OF_BYTES = bytes(range(256)) * 4096
+
+# (title, pieces sent, n, input shown): recv_exactly(sock, n) must return the first n bytes
+EXACTLY_CASES = [
+    ("5 bytes sent at once", [b"hello"], 5, "b'hello' in one send"),
+    (
+        "5 bytes sent one byte at a time",
+        [b"h", b"e", b"l", b"l", b"o"],
+        5,
+        "b'h', b'e', b'l', b'l', b'o'",
+    ),
+    (
+        "a message that stalls halfway, then continues",
+        [b"hel", b"lo"],
+        5,
+        "b'hel', a pause, then b'lo'",
+    ),
+    ("1 MiB, more than one recv returns", [MIB_OF_BYTES], len(MIB_OF_BYTES), "1048576 bytes"),
+]
+# (title, pieces sent, n, input shown): the first n bytes come back, the rest stays unread
+REST_CASES = [
+    (
+        "leaves the bytes after the n-th in the socket",
+        [b"hello world"],
+        5,
+        "b'hello world' in one send, then recv_exactly(sock, 5)",
+    ),
+    (
+        "stops at the n-th byte when the rest comes with the next message",
+        [b"hel", b"lo world"],
+        5,
+        "b'hel', a pause, then b'lo world'; recv_exactly(sock, 5)",
+    ),
+]
+
 
 def _expect_bytes(result, expected: bytes, sent: str) -> None:
     returned_none(result, sent)
@@ -96,77 +149,78 @@ def _expect_bytes(result, expected: bytes, sent: str) -> None:
         raise Failure(f"it returned {show_bytes(result)}", HINT_ONE_RECV, sent)
 
 
-def check_recv_exactly(recv_exactly) -> object:
-    """Attack ``recv_exactly(sock, n)``: it must return exactly n bytes, or raise at EOF."""
+def _exchange(recv_exactly, pieces, n, close_after=False, timeout=CALL_TIMEOUT):
+    """Feed ``pieces`` to ``recv_exactly(sock, n)``; return the call and the bytes it left."""
+    with connected_pair() as (learner, attacker):
+        call = call_with_pieces(
+            recv_exactly,
+            learner,
+            attacker,
+            pieces,
+            n,
+            close_after=close_after,
+            timeout=timeout,
+        )
+        left = b""
+        if call.finished and call.error is None:
+            learner.settimeout(0.5)
+            attacker.shutdown(socket.SHUT_WR)
+            left = _drain(learner)
+        return call, left
 
-    def exchange(pieces, n, close_after=False, timeout=CALL_TIMEOUT):
-        with connected_pair() as (learner, attacker):
-            call = call_with_pieces(
-                recv_exactly,
-                learner,
-                attacker,
-                pieces,
-                n,
-                close_after=close_after,
-                timeout=timeout,
+
+def _exactly_case(recv_exactly, pieces, n, sent):
+    def check():
+        call, _ = _exchange(recv_exactly, pieces, n)
+        if not call.finished:
+            if call.sent >= n:
+                what = (
+                    f"it had not returned after {CALL_TIMEOUT:g} s, though all {n} bytes were sent"
+                )
+                hint = HINT_STOP_AT_N
+            else:
+                what = (
+                    f"it had not returned after {CALL_TIMEOUT:g} s; {call.sent} of the {n} "
+                    "bytes had been sent, the next one waits until your function has read "
+                    "those"
+                )
+                hint = HINT_READ_WHAT_ARRIVED
+            raise Failure(what, hint, sent)
+        if call.error is not None:
+            raise _unexpected(call, f"return {n} bytes")
+        _expect_bytes(call.result, b"".join(pieces)[:n], sent)
+
+    return check
+
+
+def _rest_case(recv_exactly, pieces, n, sent):
+    def check():
+        call, left = _exchange(recv_exactly, pieces, n)
+        if not call.finished:
+            raise Failure(
+                f"it had not returned after {CALL_TIMEOUT:g} s, though {n} bytes had been sent",
+                HINT_STOP_AT_N,
+                sent,
             )
-            left = b""
-            if call.finished and call.error is None:
-                learner.settimeout(0.5)
-                attacker.shutdown(socket.SHUT_WR)
-                left = _drain(learner)
-            return call, left
+        if call.error is not None:
+            raise _unexpected(call, f"return {n} bytes")
+        data = b"".join(pieces)
+        _expect_bytes(call.result, data[:n], sent)
+        if left != data[n:]:
+            raise Failure(
+                f"the bytes after the first {n} were gone from the socket "
+                f"(left: {show_bytes(left)})",
+                HINT_ASK_MISSING,
+                sent,
+            )
 
-    def pieces_check(pieces, n, sent):
-        def check():
-            call, _ = exchange(pieces, n)
-            if not call.finished:
-                if call.sent >= n:
-                    what = f"it had not returned after {CALL_TIMEOUT:g} s, though all {n} bytes were sent"
-                    hint = "Stop as soon as you have n bytes: loop `while len(data) < n`."
-                else:
-                    what = (
-                        f"it had not returned after {CALL_TIMEOUT:g} s; {call.sent} of the {n} "
-                        "bytes had been sent, the next one waits until your function has read "
-                        "those"
-                    )
-                    hint = (
-                        "Your function waited for more bytes than had arrived without reading "
-                        "what was there: call recv(n - len(data)) in a loop, each call returns "
-                        "what has arrived so far."
-                    )
-                raise Failure(what, hint, sent)
-            if call.error is not None:
-                raise _unexpected(call, f"return {n} bytes")
-            _expect_bytes(call.result, b"".join(pieces)[:n], sent)
+    return check
 
-        return check
 
-    def leaves_the_rest(pieces, sent):
-        def check():
-            call, left = exchange(pieces, 5)
-            if not call.finished:
-                raise Failure(
-                    f"it had not returned after {CALL_TIMEOUT:g} s, though 5 bytes had been sent",
-                    "Stop as soon as you have n bytes: loop `while len(data) < n`.",
-                    sent,
-                )
-            if call.error is not None:
-                raise _unexpected(call, "return 5 bytes")
-            _expect_bytes(call.result, b"hello", sent)
-            if left != b" world":
-                raise Failure(
-                    "the bytes after the first 5 were gone from the socket "
-                    f"(left: {show_bytes(left)})",
-                    HINT_ASK_MISSING,
-                    sent,
-                )
-
-        return check
-
-    def closed_early():
+def _closed_early(recv_exactly):
+    def check():
         sent = "b'abc', then the peer closed; recv_exactly(sock, 5)"
-        call, _ = exchange([b"abc"], 5, close_after=True, timeout=EOF_TIMEOUT)
+        call, _ = _exchange(recv_exactly, [b"abc"], 5, close_after=True, timeout=EOF_TIMEOUT)
         if not call.finished:
             raise Failure(
                 f"it was still running {EOF_TIMEOUT:g} s after the peer had closed",
@@ -175,51 +229,24 @@ def check_recv_exactly(recv_exactly) -> object:
             )
         if call.error is None:
             raise Failure(
-                f"it returned {call.result!r:.60} instead of raising",
-                "When recv returns b'' before you have n bytes, the peer has closed and the "
-                "rest will never come: raise EOFError('connection closed') instead of "
-                "returning a short result.",
-                sent,
+                f"it returned {call.result!r:.60} instead of raising", HINT_RAISE_EOF, sent
             )
         if not isinstance(call.error, EOFError):
             raise Failure(
                 f"it raised {describe_exception(call.error)}, not EOFError",
-                "Raise EOFError itself when recv returns b'' too early: the exercise asks "
-                "for it, and recv_message and its callers catch EOFError, not other errors.",
+                HINT_EOFERROR_ITSELF,
                 sent,
             )
 
-    big = bytes(range(256)) * 4096
-    return run_checks(
-        "recv_exactly",
-        [
-            ("5 bytes sent at once", pieces_check([b"hello"], 5, "b'hello' in one send")),
-            (
-                "5 bytes sent one byte at a time",
-                pieces_check([b"h", b"e", b"l", b"l", b"o"], 5, "b'h', b'e', b'l', b'l', b'o'"),
-            ),
-            (
-                "a message that stalls halfway, then continues",
-                pieces_check([b"hel", b"lo"], 5, "b'hel', a pause, then b'lo'"),
-            ),
-            ("1 MiB, more than one recv returns", pieces_check([big], len(big), "1048576 bytes")),
-            (
-                "leaves the bytes after the n-th in the socket",
-                leaves_the_rest(
-                    [b"hello world"], "b'hello world' in one send, then recv_exactly(sock, 5)"
-                ),
-            ),
-            (
-                "stops at the n-th byte when the rest comes with the next message",
-                leaves_the_rest(
-                    [b"hel", b"lo world"],
-                    "b'hel', a pause, then b'lo world'; recv_exactly(sock, 5)",
-                ),
-            ),
-            ("raises EOFError when the peer closes too early", closed_early),
-        ],
-        function=recv_exactly,
-    )
+    return check
+
+
+def check_recv_exactly(recv_exactly) -> object:
+    """Attack ``recv_exactly(sock, n)``: it must return exactly n bytes, or raise at EOF."""
+    checks = [(title, _exactly_case(recv_exactly, *case)) for title, *case in EXACTLY_CASES]
+    checks += [(title, _rest_case(recv_exactly, *case)) for title, *case in REST_CASES]
+    checks.append(("raises EOFError when the peer closes too early", _closed_early(recv_exactly)))
+    return run_checks("recv_exactly", checks, function=recv_exactly)
 
 
 def _drain(sock) -> bytes:
@@ -249,159 +276,206 @@ def _header_text(frame: bytes) -> str:
     return f"header {header.hex(':')} = {struct.unpack('!I', header)[0]}"
 
 
-def check_encode_message(encode_message) -> object:
-    """Check ``encode_message(text) -> bytes`` (a pure function: no socket needed)."""
+HINT_TWO_BYTE_HEADER = (
+    "Your header is 2 bytes ('!H', lengths up to 65535); the exercise asks for 4: struct "
+    "format '!I' (lengths up to 4 GiB)."
+)
+HINT_LITTLE_ENDIAN = (
+    "Your length is little-endian; network order is big-endian: '!I' (the '!' makes it the "
+    "same on every machine)."
+)
+HINT_COUNTS_CHARACTERS = (
+    "The length counts characters, but the receiver counts bytes: 'é' and '✓' take 2 and 3 "
+    "bytes in UTF-8. Encode first, then take len() of the bytes."
+)
+HINT_FRAME = "Expected struct.pack('!I', len(data)) + data, with data = text.encode()."
 
-    def case(text):
-        def check():
-            sent = f"encode_message({text!r:.40})"
-            call = call_bounded(encode_message, text)
-            if call.error is not None:
-                if "format requires" in str(call.error) or "argument out of range" in str(
-                    call.error
-                ):
-                    raise Failure(
-                        f"it raised {describe_exception(call.error)}",
-                        "Your header is 2 bytes ('!H', lengths up to 65535); the exercise "
-                        "asks for 4: struct format '!I' (lengths up to 4 GiB).",
-                        sent,
-                    )
-                raise _unexpected(call, "return the frame as bytes")
-            result, expected = call.result, expected_frame(text)
-            returned_none(result, sent)
-            if not isinstance(result, bytes | bytearray):
+# (title, text): encode_message(text) must return expected_frame(text)
+ENCODE_CASES = [
+    ("'hi' becomes b'\\x00\\x00\\x00\\x02hi'", "hi"),
+    ("the empty message", ""),
+    ("'héllo ✓': the length counts bytes, not characters", "héllo ✓"),
+    ("a message of 70000 characters (longer than 65535)", "x" * 70000),
+]
+
+
+def _frame_hint(result: bytes, text: str) -> str:
+    """What a wrong frame ``result`` of ``text`` tells about the mistake."""
+    expected = expected_frame(text)
+    header = result[:4]
+    payload = text.encode("utf-8")
+    if len(payload) < 65536 and result == struct.pack("!H", len(payload)) + payload:
+        return HINT_TWO_BYTE_HEADER
+    if header == expected[:4][::-1] and result[4:] == expected[4:]:
+        return HINT_LITTLE_ENDIAN
+    if header == struct.pack("!I", len(text)) and result[4:] == expected[4:]:
+        return HINT_COUNTS_CHARACTERS
+    return HINT_FRAME
+
+
+def _encode_case(encode_message, text):
+    def check():
+        sent = f"encode_message({text!r:.40})"
+        call = call_bounded(encode_message, text)
+        if call.error is not None:
+            if "format requires" in str(call.error) or "argument out of range" in str(call.error):
                 raise Failure(
-                    f"it returned {type(result).__name__}",
-                    "A frame is bytes: struct.pack(...) + text.encode('utf-8').",
-                    sent,
+                    f"it raised {describe_exception(call.error)}", HINT_TWO_BYTE_HEADER, sent
                 )
-            result = bytes(result)
-            if result == expected:
-                return
-            header = result[:4]
-            payload = text.encode("utf-8")
-            if len(payload) < 65536 and result == struct.pack("!H", len(payload)) + payload:
-                hint = (
-                    "Your header is 2 bytes ('!H', lengths up to 65535); the exercise asks "
-                    "for 4: struct format '!I' (lengths up to 4 GiB)."
-                )
-            elif header == expected[:4][::-1] and result[4:] == expected[4:]:
-                hint = (
-                    "Your length is little-endian; network order is big-endian: '!I' (the "
-                    "'!' makes it the same on every machine)."
-                )
-            elif header == struct.pack("!I", len(text)) and result[4:] == expected[4:]:
-                hint = (
-                    "The length counts characters, but the receiver counts bytes: 'é' and "
-                    "'✓' take 2 and 3 bytes in UTF-8. Encode first, then take len() of "
-                    "the bytes."
-                )
-            else:
-                hint = "Expected struct.pack('!I', len(data)) + data, with data = text.encode()."
+            raise _unexpected(call, "return the frame as bytes")
+        result, expected = call.result, expected_frame(text)
+        returned_none(result, sent)
+        if not isinstance(result, bytes | bytearray):
+            raise Failure(
+                f"it returned {type(result).__name__}",
+                "A frame is bytes: struct.pack(...) + text.encode('utf-8').",
+                sent,
+            )
+        result = bytes(result)
+        if result != expected:
             raise Failure(
                 f"it returned {show_bytes(result)} ({_header_text(result)}), expected "
                 f"{show_bytes(expected)} ({_header_text(expected)})",
-                hint,
+                _frame_hint(result, text),
                 sent,
             )
 
-        return check
+    return check
 
-    return run_checks(
-        "encode_message",
-        [
-            ("'hi' becomes b'\\x00\\x00\\x00\\x02hi'", case("hi")),
-            ("the empty message", case("")),
-            ("'héllo ✓': the length counts bytes, not characters", case("héllo ✓")),
-            ("a message of 70000 characters (longer than 65535)", case("x" * 70000)),
-        ],
-        function=encode_message,
-    )
+
+def check_encode_message(encode_message) -> object:
+    """Check ``encode_message(text) -> bytes`` (a pure function: no socket needed)."""
+    checks = [(title, _encode_case(encode_message, text)) for title, text in ENCODE_CASES]
+    return run_checks("encode_message", checks, function=encode_message)
 
 
 # --- Exercise 3: recv_message ------------------------------------------------------------------
 
 
-def check_recv_message(recv_message) -> object:
-    """Attack ``recv_message(sock) -> str``: one framed message per call."""
+HINT_BYTE_ORDER = (
+    "The length is big-endian (network order): struct.unpack('!I', header). '<I' "
+    "(little-endian) or 'I' (this machine's order) read b'\\x00\\x00\\x00\\x05' as 83886080."
+)
+HINT_BODY_EXACTLY = (
+    "Read the body with recv_exactly(sock, length), whose recv calls ask only for the bytes "
+    "still missing, recv(n - len(data)): a bigger recv swallows the start of the next message."
+)
+HINT_HEADER_THEN_BODY = (
+    "Read exactly the 4 header bytes, then exactly `length` bytes, with recv_exactly, each "
+    "recv asking only for the bytes still missing: a bigger recv swallows the start of the "
+    "next message."
+)
+HINT_HEADER_IN_PIECES = (
+    "Read the header with recv_exactly(sock, 4): the 4 header bytes may arrive in pieces, "
+    "and one recv returns only what has arrived."
+)
+HINT_RECV_MESSAGE = (
+    "Read the header with recv_exactly(sock, 4), unpack the length with "
+    "struct.unpack('!I', header), then recv_exactly(sock, length).decode()."
+)
+_HELLO_ACCENT = expected_frame("héllo")
+_HELLO = expected_frame("hello")
+_BIG_TEXT = "ü" * 300_000
 
-    def calls(pieces, how_many, close_after=False, timeout=CALL_TIMEOUT):
-        results = []
-        with connected_pair() as (learner, attacker):
+# (title, pieces sent, texts due, input shown): one recv_message(sock) call per text
+MESSAGE_CASES = [
+    ("one message sent at once", [expected_frame("hello")], ["hello"], "one frame"),
+    (
+        "a message sent one byte at a time ('é' split in two)",
+        [_HELLO_ACCENT[i : i + 1] for i in range(len(_HELLO_ACCENT))],
+        ["héllo"],
+        f"{show_bytes(_HELLO_ACCENT)}, one byte per send",
+    ),
+    (
+        "two messages in one send",
+        [expected_frame("one") + expected_frame("two")],
+        ["one", "two"],
+        "the frames of 'one' and 'two' in a single send",
+    ),
+    (
+        "a message cut after 2 bytes of text, the rest sent with the next message",
+        [_HELLO[:6], _HELLO[6:] + expected_frame("next")],
+        ["hello", "next"],
+        "the header of 'hello' and b'he', a pause, then b'llo' and the frame of 'next'",
+    ),
+    (
+        "a message of 600000 bytes",
+        [expected_frame(_BIG_TEXT)],
+        [_BIG_TEXT],
+        "the frame of 'ü' * 300000",
+    ),
+]
 
-            def several(sock):
-                for _ in range(how_many):
-                    results.append(recv_message(sock))
 
-            call = call_with_pieces(
-                several, learner, attacker, pieces, close_after=close_after, timeout=timeout
+def _recv_messages(recv_message, pieces, how_many, close_after=False, timeout=CALL_TIMEOUT):
+    """Feed ``pieces``; call ``recv_message`` ``how_many`` times; return the call and results."""
+    results = []
+    with connected_pair() as (learner, attacker):
+
+        def several(sock):
+            for _ in range(how_many):
+                results.append(recv_message(sock))
+
+        call = call_with_pieces(
+            several, learner, attacker, pieces, close_after=close_after, timeout=timeout
+        )
+        call.asked = list(learner.asked)
+    return call, results
+
+
+def _message_case(recv_message, pieces, texts, sent):
+    def check():
+        call, results = _recv_messages(recv_message, pieces, len(texts))
+        little = {
+            struct.unpack("<I", struct.pack("!I", len(t.encode("utf-8"))))[0] for t in texts
+        } - {len(t.encode("utf-8")) for t in texts}
+        if little & set(call.asked):
+            raise Failure(
+                "after the header, it asked for "
+                f"{max(little & set(call.asked))} bytes: the length read in the wrong "
+                "byte order",
+                HINT_BYTE_ORDER,
+                sent,
             )
-            call.asked = list(learner.asked)
-        return call, results
-
-    def expect(pieces, texts, sent):
-        def check():
-            call, results = calls(pieces, len(texts))
-            little = {
-                struct.unpack("<I", struct.pack("!I", len(t.encode("utf-8"))))[0] for t in texts
-            } - {len(t.encode("utf-8")) for t in texts}
-            if little & set(call.asked):
+        for got, due in zip(results, texts, strict=False):
+            if due and isinstance(got, str) and got != due and got.startswith(due):
                 raise Failure(
-                    "after the header, it asked for "
-                    f"{max(little & set(call.asked))} bytes: the length read in the wrong "
-                    "byte order",
-                    "The length is big-endian (network order): struct.unpack('!I', header). "
-                    "'<I' (little-endian) or 'I' (this machine's order) read b'\\x00\\x00"
-                    "\\x00\\x05' as 83886080.",
+                    f"it returned {got!r:.40} for the {len(due.encode())}-byte message "
+                    f"{due!r:.20}: it read into the next message",
+                    HINT_BODY_EXACTLY,
                     sent,
                 )
-            for got, due in zip(results, texts, strict=False):
-                if due and isinstance(got, str) and got != due and got.startswith(due):
-                    raise Failure(
-                        f"it returned {got!r:.40} for the {len(due.encode())}-byte message "
-                        f"{due!r:.20}: it read into the next message",
-                        "Read the body with recv_exactly(sock, length), whose recv calls ask only "
-                        "for the bytes still missing, recv(n - len(data)): a bigger recv "
-                        "swallows the start of the next message.",
-                        sent,
-                    )
-            if not call.finished:
+        if not call.finished:
+            raise Failure(
+                f"after returning {results!r:.60}, it was still waiting for bytes",
+                HINT_HEADER_THEN_BODY,
+                sent,
+            )
+        if call.error is not None:
+            if isinstance(call.error, UnicodeDecodeError):
                 raise Failure(
-                    f"after returning {results!r:.60}, it was still waiting for bytes",
-                    "Read exactly the 4 header bytes, then exactly `length` bytes, with "
-                    "recv_exactly, each recv asking only for the bytes still missing: a "
-                    "bigger recv swallows the start of the next message.",
-                    sent,
+                    f"it raised {describe_exception(call.error)}", HINT_DECODE_WHOLE, sent
                 )
-            if call.error is not None:
-                if isinstance(call.error, UnicodeDecodeError):
-                    raise Failure(
-                        f"it raised {describe_exception(call.error)}", HINT_DECODE_WHOLE, sent
-                    )
-                if "unpack requires" in str(call.error):
-                    raise Failure(
-                        f"it raised {describe_exception(call.error)}",
-                        "Read the header with recv_exactly(sock, 4): the 4 header bytes may "
-                        "arrive in pieces, and one recv returns only what has arrived.",
-                        sent,
-                    )
-                raise _unexpected(call, "return the message as str")
-            if results and None in results:
-                returned_none(None, sent)
-            if results != texts:
+            if "unpack requires" in str(call.error):
                 raise Failure(
-                    f"it returned {results!r:.80}, expected {texts!r:.80}",
-                    "Read the header with recv_exactly(sock, 4), unpack the length with "
-                    "struct.unpack('!I', header), then recv_exactly(sock, length).decode().",
-                    sent,
+                    f"it raised {describe_exception(call.error)}", HINT_HEADER_IN_PIECES, sent
                 )
+            raise _unexpected(call, "return the message as str")
+        if results and None in results:
+            returned_none(None, sent)
+        if results != texts:
+            raise Failure(
+                f"it returned {results!r:.80}, expected {texts!r:.80}", HINT_RECV_MESSAGE, sent
+            )
 
-        return check
+    return check
 
-    def closed_mid_frame():
+
+def _closed_mid_frame(recv_message):
+    def check():
         sent = "the header of a 10-byte message and 3 bytes, then the peer closed"
         pieces = [struct.pack("!I", 10) + b"abc"]
-        call, _ = calls(pieces, 1, close_after=True, timeout=EOF_TIMEOUT)
+        call, _ = _recv_messages(recv_message, pieces, 1, close_after=True, timeout=EOF_TIMEOUT)
         if not call.finished:
             raise Failure(
                 f"it was still running {EOF_TIMEOUT:g} s after the peer had closed",
@@ -415,45 +489,14 @@ def check_recv_message(recv_message) -> object:
                 sent,
             )
 
-    one = expected_frame("héllo")
-    hello = expected_frame("hello")
-    big_text = "ü" * 300_000
-    return run_checks(
-        "recv_message",
-        [
-            ("one message sent at once", expect([expected_frame("hello")], ["hello"], "one frame")),
-            (
-                "a message sent one byte at a time ('é' split in two)",
-                expect(
-                    [one[i : i + 1] for i in range(len(one))],
-                    ["héllo"],
-                    f"{show_bytes(one)}, one byte per send",
-                ),
-            ),
-            (
-                "two messages in one send",
-                expect(
-                    [expected_frame("one") + expected_frame("two")],
-                    ["one", "two"],
-                    "the frames of 'one' and 'two' in a single send",
-                ),
-            ),
-            (
-                "a message cut after 2 bytes of text, the rest sent with the next message",
-                expect(
-                    [hello[:6], hello[6:] + expected_frame("next")],
-                    ["hello", "next"],
-                    "the header of 'hello' and b'he', a pause, then b'llo' and the frame of 'next'",
-                ),
-            ),
-            (
-                "a message of 600000 bytes",
-                expect([expected_frame(big_text)], [big_text], "the frame of 'ü' * 300000"),
-            ),
-            ("raises when the peer closes mid-message", closed_mid_frame),
-        ],
-        function=recv_message,
-    )
+    return check
+
+
+def check_recv_message(recv_message) -> object:
+    """Attack ``recv_message(sock) -> str``: one framed message per call."""
+    checks = [(title, _message_case(recv_message, *case)) for title, *case in MESSAGE_CASES]
+    checks.append(("raises when the peer closes mid-message", _closed_mid_frame(recv_message)))
+    return run_checks("recv_message", checks, function=recv_message)
 
 
 # --- Exercise 4: upper_server ---------------------------------------------------------------
@@ -465,10 +508,29 @@ def _upper_crash(exc):
     return None
 
 
-def check_upper_server(upper_server) -> object:
-    """Attack ``upper_server(port)``: read until b'', reply in capitals, close."""
+_TEXT = "héllo wörld"
+_DATA = _TEXT.encode()
 
-    def ask(pieces, expected, sent):
+# (title, pieces sent, reply due, input shown): the client shuts down its sending side after
+# the pieces (one piece: sent in one go; several: each once the server has read the last)
+UPPER_CASES = [
+    (
+        "b'hello' comes back as b'HELLO', then the end",
+        [b"hello"],
+        b"HELLO",
+        "b'hello', then the client shut down its sending side",
+    ),
+    (
+        "text sent one byte at a time ('é' split in two)",
+        [_DATA[i : i + 1] for i in range(len(_DATA))],
+        _TEXT.upper().encode(),
+        f"{show_bytes(_DATA)}, one byte per send",
+    ),
+]
+
+
+def _upper_case(upper_server, pieces, expected, sent):
+    def check():
         with serving(upper_server, _upper_crash) as server, connect(server) as sock:
             if len(pieces) == 1:
                 send_in_background(sock, pieces[0])
@@ -483,10 +545,11 @@ def check_upper_server(upper_server) -> object:
                     pass  # the server closed early: what it replied tells why
             _expect_reply_then_eof(sock, server, expected, sent, request=b"".join(pieces))
 
-    text = "héllo wörld"
-    data = text.encode()
+    return check
 
-    def one_after_another():
+
+def _one_after_another(upper_server):
+    def check():
         with serving(upper_server, _upper_crash) as server:
             for i in range(3):
                 with connect(server) as sock:
@@ -501,26 +564,14 @@ def check_upper_server(upper_server) -> object:
                         request=request,
                     )
 
-    return run_checks(
-        "upper_server",
-        [
-            (
-                "b'hello' comes back as b'HELLO', then the end",
-                lambda: ask(
-                    [b"hello"], b"HELLO", "b'hello', then the client shut down its sending side"
-                ),
-            ),
-            (
-                "text sent one byte at a time ('é' split in two)",
-                lambda: ask(
-                    [data[i : i + 1] for i in range(len(data))],
-                    text.upper().encode(),
-                    f"{show_bytes(data)}, one byte per send",
-                ),
-            ),
-            ("three clients, one after another", one_after_another),
-        ],
-    )
+    return check
+
+
+def check_upper_server(upper_server) -> object:
+    """Attack ``upper_server(port)``: read until b'', reply in capitals, close."""
+    checks = [(title, _upper_case(upper_server, *case)) for title, *case in UPPER_CASES]
+    checks.append(("three clients, one after another", _one_after_another(upper_server)))
+    return run_checks("upper_server", checks)
 
 
 def _expect_reply_then_eof(sock, server, expected, sent, big=False, request=None):
@@ -542,17 +593,49 @@ def _expect_reply_then_eof(sock, server, expected, sent, big=False, request=None
 BIG_SIZE = 6 * 1024 * 1024
 
 
-def check_download_server(download_server) -> object:
-    """Attack ``download_server(port, data)``: send ``data`` to each client, then close."""
+HINT_SERVE_ON = "Serve client after client: accept() in a `while True:` loop."
+BIG_DATA = b"0123456789abcdef" * (BIG_SIZE // 16)
 
-    def download(data, sent, rcvbuf=None, clients=1):
+
+@dataclass(frozen=True)
+class Download:
+    """A case of download_server: ``data`` it is given, ``clients`` that fetch it in turn
+    (each with ``rcvbuf``, a small receive window, when given); ``sent`` is the input shown."""
+
+    title: str
+    data: bytes
+    sent: str
+    rcvbuf: int | None = None
+    clients: int = 1
+
+
+DOWNLOAD_CASES = [
+    Download("a client gets b'hello', then the end", b"hello", "data = b'hello'"),
+    Download(
+        "a client that reads with a small buffer gets all 6 MiB",
+        BIG_DATA,
+        "data = 6 MiB, read by a client with SO_RCVBUF = 16 KiB",
+        rcvbuf=16384,
+    ),
+    Download(
+        "three clients, one after another",
+        b"hello",
+        "data = b'hello', three clients one after another",
+        clients=3,
+    ),
+]
+
+
+def _download_case(download_server, case: Download):
+    def check():
+        data, sent = case.data, case.sent
         with serving(download_server, args=(data,)) as server:
-            for _ in range(clients):
+            for _ in range(case.clients):
                 with socket.socket() as sock:
-                    if rcvbuf:
+                    if case.rcvbuf:
                         # A small receive window: the data cannot all be in flight at once,
                         # so a single send() on a socket with a timeout returns early.
-                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, case.rcvbuf)
                     sock.settimeout(5.0)
                     try:
                         server.wait_quiet(5.0, deadlines=False)  # see _checker.connect
@@ -562,14 +645,17 @@ def check_download_server(download_server) -> object:
                     except ConnectionRefusedError:
                         raise Failure(
                             "the second client was refused: your server had stopped",
-                            "Serve client after client: accept() in a `while True:` loop.",
+                            HINT_SERVE_ON,
                             sent,
                         ) from None
                     _expect_reply_then_eof(sock, server, data, sent, big=len(data) > 1 << 20)
 
-    big = b"0123456789abcdef" * (BIG_SIZE // 16)
+    return check
 
-    def has_timeout():
+
+def _download_has_timeout(download_server):
+    def check():
+        big = BIG_DATA
         sent = "data = 6 MiB; the client reads nothing until it has looked at the connection"
         with serving(download_server, args=(big,)) as server, socket.socket() as sock:
             # A small receive window: the server is still in sendall() while we look.
@@ -597,28 +683,19 @@ def check_download_server(download_server) -> object:
                 )
             _expect_reply_then_eof(sock, server, big[len(first) :], sent, big=True)
 
-    return run_checks(
-        "download_server",
-        [
-            ("a client gets b'hello', then the end", lambda: download(b"hello", "data = b'hello'")),
-            (
-                "a client that reads with a small buffer gets all 6 MiB",
-                lambda: download(
-                    big, "data = 6 MiB, read by a client with SO_RCVBUF = 16 KiB", rcvbuf=16384
-                ),
-            ),
-            (
-                "three clients, one after another",
-                lambda: download(
-                    b"hello", "data = b'hello', three clients one after another", clients=3
-                ),
-            ),
-            (
-                "the connection socket accept() returned has a timeout (conn.settimeout)",
-                has_timeout,
-            ),
-        ],
+    return check
+
+
+def check_download_server(download_server) -> object:
+    """Attack ``download_server(port, data)``: send ``data`` to each client, then close."""
+    checks = [(case.title, _download_case(download_server, case)) for case in DOWNLOAD_CASES]
+    checks.append(
+        (
+            "the connection socket accept() returned has a timeout (conn.settimeout)",
+            _download_has_timeout(download_server),
+        )
     )
+    return run_checks("download_server", checks)
 
 
 def upper_of_bytes_only(reply: bytes, request: bytes, expected: bytes) -> bool:
