@@ -7,13 +7,20 @@
 Datagrams are sent on 127.0.0.1 with real sockets; the "lossy network" is the seeded relay
 of ``helpers/servers/lossy_udp.py`` or a server that drops on purpose, so verdicts are
 the same on every run.
+
+The cases are tables: ``UDP_ECHO_CASES`` (datagrams sent by which client, the hint; each
+case's ``kind`` names its engine in ``UDP_ENGINES``), ``REQUEST_CASES`` (how the server
+misbehaves, the payload, the hint) and ``ANALYSE_CASES`` with ``ANALYSE_KEYS`` (the keys
+judged and their hints). Each ``check_<name>`` builds its checks from its table.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import threading
+from dataclasses import dataclass
 
 import psutil
 
@@ -47,97 +54,132 @@ def _own_sockets(port: int, kind: str) -> list:
     return [c for c in psutil.Process().net_connections(kind=kind) if c.laddr.port == port]
 
 
-def check_udp_echo_server(udp_echo_server) -> object:
-    def expect(sock, srv, payload, sent, hint):
-        sock.sendto(payload, ("127.0.0.1", srv.port))
-        try:
-            data, _ = sock.recvfrom(65535)
-        except TimeoutError:
-            if _own_sockets(srv.port, "tcp") and not _own_sockets(srv.port, "udp"):
-                raise Failure(
-                    "no reply came within 1 s: your server listens with TCP on that port",
-                    "socket.socket() makes a TCP socket (SOCK_STREAM). For UDP write "
-                    "socket.socket(socket.AF_INET, socket.SOCK_DGRAM), then recvfrom() and "
-                    "sendto() (no listen() or accept()).",
-                    sent,
-                ) from None
-            raise Failure("no reply came within 1 s", hint, sent) from None
-        if data != payload and (not data or not payload.startswith(data)):
-            # not a datagram cut short (that is the buffer's size): a changed reply
+HINT_DATAGRAM_BUFFER = (
+    "recvfrom(n) cuts a longer datagram to n bytes and drops the rest (on Windows it raises "
+    "WinError 10040). Use recvfrom(65535)."
+)
+HINT_TCP_SOCKET = (
+    "socket.socket() makes a TCP socket (SOCK_STREAM). For UDP write "
+    "socket.socket(socket.AF_INET, socket.SOCK_DGRAM), then recvfrom() and sendto() (no "
+    "listen() or accept())."
+)
+HINT_EACH_DATAGRAM = "Reply to each datagram with sendto(data, address), in a loop."
+HINT_EMPTY_DATAGRAM = (
+    "An empty datagram b'' is a valid datagram, not the end of anything (UDP has no "
+    "connection to close): echo it and keep serving."
+)
+HINT_EACH_CLIENT = (
+    "Send each reply to the address recvfrom() returned with that datagram: with UDP, every "
+    "datagram may come from a different client."
+)
+HINT_LOOPBACK = (
+    "Bind ('127.0.0.1', port): '' means every interface, so anyone on your network could "
+    "send to it."
+)
+
+
+@dataclass(frozen=True)
+class UdpCase:
+    """A case of udp_echo_server. ``kind`` "echo": ``datagrams`` (client number, payload)
+    are sent in turn, each must come back unchanged to its client, ``hint`` when not;
+    ``sent`` is the input shown. ``kind`` "loopback": the server is bound to 127.0.0.1."""
+
+    title: str
+    kind: str = "echo"
+    datagrams: tuple = ()
+    sent: str = ""
+    hint: str = ""
+
+
+UDP_ECHO_CASES = [
+    UdpCase(
+        "echoes three datagrams, one reply each",
+        datagrams=((0, b"one"), (0, b"two"), (0, b"three")),
+        sent="b'one', b'two', b'three' as three datagrams",
+        hint=HINT_EACH_DATAGRAM,
+    ),
+    UdpCase("is bound to 127.0.0.1 only", kind="loopback"),
+    UdpCase(
+        "echoes a 60000-byte datagram whole",
+        datagrams=((0, bytes(range(256)) * 234 + bytes(96)),),  # 60000 bytes
+        sent="one datagram of 60000 bytes",
+        hint=HINT_DATAGRAM_BUFFER,
+    ),
+    UdpCase(
+        "echoes an empty datagram and keeps serving",
+        datagrams=((0, b""), (0, b"after")),
+        sent="an empty datagram b'', then b'after'",
+        hint=HINT_EMPTY_DATAGRAM,
+    ),
+    UdpCase(
+        "replies to each client at its own address",
+        datagrams=((0, b"from A"), (1, b"from B")),
+        sent="client A sends b'from A', then client B sends b'from B'",
+        hint=HINT_EACH_CLIENT,
+    ),
+]
+
+
+def _expect_echo(sock, srv, payload, sent, hint):
+    """Send ``payload`` from ``sock``; the same bytes must come back to it."""
+    sock.sendto(payload, ("127.0.0.1", srv.port))
+    try:
+        data, _ = sock.recvfrom(65535)
+    except TimeoutError:
+        if _own_sockets(srv.port, "tcp") and not _own_sockets(srv.port, "udp"):
             raise Failure(
-                f"the reply was {show_bytes(data)}, expected {show_bytes(payload)}",
-                "Send the datagram back unchanged: sendto(data, address) with the bytes "
-                f"recvfrom() returned (expected {show_bytes(payload)}, got "
-                f"{show_bytes(data)}). §1's server upper-cased its replies; an echo "
-                "server changes nothing.",
+                "no reply came within 1 s: your server listens with TCP on that port",
+                HINT_TCP_SOCKET,
                 sent,
-            )
-        if data != payload:
-            raise Failure(f"the reply was {show_bytes(data)}", hint, sent)
+            ) from None
+        raise Failure("no reply came within 1 s", hint, sent) from None
+    if data != payload and (not data or not payload.startswith(data)):
+        # not a datagram cut short (that is the buffer's size): a changed reply
+        raise Failure(
+            f"the reply was {show_bytes(data)}, expected {show_bytes(payload)}",
+            "Send the datagram back unchanged: sendto(data, address) with the bytes "
+            f"recvfrom() returned (expected {show_bytes(payload)}, got "
+            f"{show_bytes(data)}). §1's server upper-cased its replies; an echo "
+            "server changes nothing.",
+            sent,
+        )
+    if data != payload:
+        raise Failure(f"the reply was {show_bytes(data)}", hint, sent)
 
-    def boundaries():
-        with serving(udp_echo_server) as srv, _udp_client() as sock:
-            for word in (b"one", b"two", b"three"):
-                expect(
-                    sock,
-                    srv,
-                    word,
-                    "b'one', b'two', b'three' as three datagrams",
-                    "Reply to each datagram with sendto(data, address), in a loop.",
-                )
 
-    def loopback_only():
+def _echo_case(udp_echo_server, case: UdpCase):
+    def check():
+        clients = 1 + max(client for client, _ in case.datagrams)
+        with serving(udp_echo_server) as srv, contextlib.ExitStack() as stack:
+            socks = [stack.enter_context(_udp_client()) for _ in range(clients)]
+            for client, payload in case.datagrams:
+                _expect_echo(socks[client], srv, payload, case.sent, case.hint)
+
+    return check
+
+
+def _loopback_only(udp_echo_server, case: UdpCase):
+    def check():
         with serving(udp_echo_server) as srv:
             hosts = sorted(c.laddr.ip for c in _own_sockets(srv.port, "udp"))
             if hosts and hosts != ["127.0.0.1"]:
                 raise Failure(
                     f"it is bound to {hosts[0]!r}: every network interface",
-                    "Bind ('127.0.0.1', port): '' means every interface, so anyone on your "
-                    "network could send to it.",
+                    HINT_LOOPBACK,
                     "where the server is bound (read from the operating system)",
                 )
 
-    def big():
-        payload = bytes(range(256)) * 234 + bytes(96)  # 60000 bytes
-        with serving(udp_echo_server) as srv, _udp_client() as sock:
-            expect(
-                sock,
-                srv,
-                payload,
-                "one datagram of 60000 bytes",
-                "recvfrom(n) cuts a longer datagram to n bytes and drops the rest (on "
-                "Windows it raises WinError 10040). Use recvfrom(65535).",
-            )
+    return check
 
-    def empty():
-        with serving(udp_echo_server) as srv, _udp_client() as sock:
-            hint = (
-                "An empty datagram b'' is a valid datagram, not the end of anything (UDP "
-                "has no connection to close): echo it and keep serving."
-            )
-            expect(sock, srv, b"", "an empty datagram b'', then b'after'", hint)
-            expect(sock, srv, b"after", "an empty datagram b'', then b'after'", hint)
 
-    def two_clients():
-        with serving(udp_echo_server) as srv, _udp_client() as a, _udp_client() as b:
-            sent = "client A sends b'from A', then client B sends b'from B'"
-            hint = (
-                "Send each reply to the address recvfrom() returned with that datagram: "
-                "with UDP, every datagram may come from a different client."
-            )
-            expect(a, srv, b"from A", sent, hint)
-            expect(b, srv, b"from B", sent, hint)
+UDP_ENGINES = {"echo": _echo_case, "loopback": _loopback_only}
 
-    return run_checks(
-        "udp_echo_server(port)",
-        [
-            ("echoes three datagrams, one reply each", boundaries),
-            ("is bound to 127.0.0.1 only", loopback_only),
-            ("echoes a 60000-byte datagram whole", big),
-            ("echoes an empty datagram and keeps serving", empty),
-            ("replies to each client at its own address", two_clients),
-        ],
-    )
+
+def check_udp_echo_server(udp_echo_server) -> object:
+    checks = [
+        (case.title, UDP_ENGINES[case.kind](udp_echo_server, case)) for case in UDP_ECHO_CASES
+    ]
+    return run_checks("udp_echo_server(port)", checks)
 
 
 # --- Exercise 2: request(address, request_id, payload) -------------------------------------
@@ -195,39 +237,101 @@ class ForgetfulServer:
         self.sock.close()
 
 
-def check_request(request) -> object:
-    HINT_RETRY = (
-        "A lost datagram is never re-sent for you: when recvfrom() times out, send "
-        "the request again (up to `retries` times)."
-    )
+HINT_RETRY = (
+    "A lost datagram is never re-sent for you: when recvfrom() times out, send the request "
+    "again (up to `retries` times)."
+)
+HINT_RECV_TIMEOUT = (
+    "Set sock.settimeout(timeout) before recvfrom(), and retry when it raises TimeoutError."
+)
+HINT_CHECK_ID = (
+    "Check the id before the ':' of each reply, colon included (b'70:' starts with b'7' "
+    "too): compare with f'{request_id}:'.encode(); ignore replies to other ids (late or "
+    "duplicated datagrams) and keep waiting."
+)
+HINT_COLONS = (
+    "The payload may contain colons too: cut off only the id and the first colon "
+    "(data[len(prefix):], or data.partition(b':')[2]), not split(b':')."
+)
 
-    def run(server, timeout=4.0, payload=b"hello"):
-        try:
-            return call_bounded(
-                request, server.address, 7, payload, timeout=timeout, on_timeout=server.close
-            )
-        finally:
-            server.close()
 
-    def answered(server, sent, hint, payload=b"hello"):
-        call = run(server, payload=payload)
+@dataclass(frozen=True)
+class Request:
+    """A case of request: ``request(address, 7, payload)`` against a ForgetfulServer(drop,
+    stale) must return ``payload.upper()``; ``hint`` when not; ``sent`` is the input shown."""
+
+    title: str
+    sent: str
+    hint: str
+    payload: bytes = b"hello"
+    drop: int = 0
+    stale: bool = False
+
+
+REQUEST_CASES = [
+    Request(
+        "request 7, b'hello' -> b'HELLO'",
+        "request 7, b'hello'",
+        "Send b'7:hello'; return the payload after the ':' of the reply.",
+    ),
+    Request(
+        "retries when the first two requests are lost",
+        "request 7, b'hello'; the server ignores the first 2",
+        HINT_RETRY,
+        drop=2,
+    ),
+    Request(
+        "ignores a stale reply to another request",
+        "request 7; a reply to request 70 arrives first",
+        HINT_CHECK_ID,
+        stale=True,
+    ),
+    Request(
+        "a payload with colons in it: b'a:b:c' -> b'A:B:C'",
+        "request 7, b'a:b:c'",
+        HINT_COLONS,
+        payload=b"a:b:c",
+    ),
+    Request(
+        "a reply of 3000 bytes comes back whole",
+        "request 7, a payload of 3000 bytes",
+        HINT_DATAGRAM_BUFFER,
+        payload=bytes(range(97, 123)) * 115 + b"abcdefghij",
+    ),
+]
+
+
+def _run_request(request, server, timeout=4.0, payload=b"hello"):
+    """Call ``request(server.address, 7, payload)``, bounded; the server is closed after."""
+    try:
+        return call_bounded(
+            request, server.address, 7, payload, timeout=timeout, on_timeout=server.close
+        )
+    finally:
+        server.close()
+
+
+def _request_case(request, case: Request):
+    def check():
+        sent, hint, payload = case.sent, case.hint, case.payload
+        server = ForgetfulServer(drop=case.drop, stale=case.stale)
+        call = _run_request(request, server, payload=payload)
         if not call.finished:
-            raise Failure(
-                "it was still waiting 4 s later",
-                "Set sock.settimeout(timeout) "
-                "before recvfrom(), and retry when it raises TimeoutError.",
-                sent,
-            )
+            raise Failure("it was still waiting 4 s later", HINT_RECV_TIMEOUT, sent)
         if call.error is not None:
             raise Failure(f"it raised {describe_exception(call.error)}", hint, sent)
         returned_none(call.result, sent)
         if call.result != payload.upper():
             raise Failure(f"it returned {show_bytes(call.result)}", hint, sent)
 
-    def gives_up():
+    return check
+
+
+def _gives_up(request):
+    def check():
         sent = "request 7, b'hello' to a server that never answers (timeout 0.2 s, 5 retries)"
         server = ForgetfulServer(silent=True)
-        call = run(server)
+        call = _run_request(request, server)
         if not call.finished:
             raise Failure(
                 "it was still trying 4 s later",
@@ -249,59 +353,13 @@ def check_request(request) -> object:
             )
             raise Failure(what, "After the last attempt, raise TimeoutError.", sent)
 
-    return run_checks(
-        "request(address, request_id, payload)",
-        [
-            (
-                "request 7, b'hello' -> b'HELLO'",
-                lambda: answered(
-                    ForgetfulServer(),
-                    "request 7, b'hello'",
-                    "Send b'7:hello'; return the payload after the ':' of the reply.",
-                ),
-            ),
-            (
-                "retries when the first two requests are lost",
-                lambda: answered(
-                    ForgetfulServer(drop=2),
-                    "request 7, b'hello'; the server ignores the first 2",
-                    HINT_RETRY,
-                ),
-            ),
-            (
-                "ignores a stale reply to another request",
-                lambda: answered(
-                    ForgetfulServer(stale=True),
-                    "request 7; a reply to request 70 arrives first",
-                    "Check the id before the ':' of each reply, colon included (b'70:' starts "
-                    "with b'7' too): compare with f'{request_id}:'.encode(); ignore replies to "
-                    "other ids (late or duplicated datagrams) and keep waiting.",
-                ),
-            ),
-            (
-                "a payload with colons in it: b'a:b:c' -> b'A:B:C'",
-                lambda: answered(
-                    ForgetfulServer(),
-                    "request 7, b'a:b:c'",
-                    "The payload may contain colons too: cut off only the id and the first "
-                    "colon (data[len(prefix):], or data.partition(b':')[2]), not split(b':').",
-                    payload=b"a:b:c",
-                ),
-            ),
-            (
-                "a reply of 3000 bytes comes back whole",
-                lambda: answered(
-                    ForgetfulServer(),
-                    "request 7, a payload of 3000 bytes",
-                    "recvfrom(n) cuts a longer datagram to n bytes and drops the rest (on "
-                    "Windows it raises WinError 10040). Use recvfrom(65535).",
-                    payload=bytes(range(97, 123)) * 115 + b"abcdefghij",
-                ),
-            ),
-            ("raises TimeoutError after the last retry", gives_up),
-        ],
-        function=request,
-    )
+    return check
+
+
+def check_request(request) -> object:
+    checks = [(case.title, _request_case(request, case)) for case in REQUEST_CASES]
+    checks.append(("raises TimeoutError after the last retry", _gives_up(request)))
+    return run_checks("request(address, request_id, payload)", checks, function=request)
 
 
 # --- Exercise 3: analyse(received, count) ---------------------------------------------------
@@ -345,62 +403,51 @@ def through_relay(seed: int, count: int = 30) -> list[int]:
     return received
 
 
-def check_analyse(analyse) -> object:
-    def judge(received, count, sent):
-        call = call_bounded(analyse, list(received), count, timeout=2.0)
-        if call.error is not None:
-            raise Failure(
-                f"it raised {describe_exception(call.error)}",
-                "Return a dict with the keys 'lost', 'duplicated' and 'late'.",
-                sent,
-            )
-        expected = truth(received, count)
-        returned_none(call.result, sent)
-        if not isinstance(call.result, dict):
-            raise Failure(
-                f"it returned {show_bytes(call.result)}",
-                "Return a dict with the keys 'lost', 'duplicated' and 'late'.",
-                sent,
-            )
-        result = call.result
-        for key, hint in (
-            (
-                "lost",
-                "lost: every number in range(count) that never arrived, sorted (the last "
-                "ones may be missing too: do not stop at max(received)).",
-            ),
-            (
-                "duplicated",
-                "duplicated: each number that arrived more than once, listed once, sorted.",
-            ),
-            (
-                "late",
-                "late: how many first arrivals came after a HIGHER number had already "
-                "arrived (compare with the highest so far, not only the previous one).",
-            ),
-        ):
-            if result.get(key) != expected[key]:
-                raise Failure(
-                    f"{key} was {result.get(key)!r}, expected {expected[key]!r}", hint, sent
-                )
+HINT_DICT = "Return a dict with the keys 'lost', 'duplicated' and 'late'."
+# (key of the dict analyse returns, hint when its value is wrong), in the order judged
+ANALYSE_KEYS = [
+    (
+        "lost",
+        "lost: every number in range(count) that never arrived, sorted (the last ones may be "
+        "missing too: do not stop at max(received)).",
+    ),
+    ("duplicated", "duplicated: each number that arrived more than once, listed once, sorted."),
+    (
+        "late",
+        "late: how many first arrivals came after a HIGHER number had already arrived "
+        "(compare with the highest so far, not only the previous one).",
+    ),
+]
+# (title, the numbers received, or a function that returns them when the check runs, count)
+ANALYSE_CASES = [
+    ("[0, 2, 1, 3, 3], count 5", [0, 2, 1, 3, 3], 5),
+    ("[3, 0, 1, 2, 2, 2], count 6", [3, 0, 1, 2, 2, 2], 6),
+    ("30 datagrams through the lossy relay, seed 11", functools.partial(through_relay, 11, 30), 30),
+]
 
-    return run_checks(
-        "analyse(received, count)",
-        [
-            (
-                "[0, 2, 1, 3, 3], count 5",
-                lambda: judge([0, 2, 1, 3, 3], 5, "received [0, 2, 1, 3, 3], count 5"),
-            ),
-            (
-                "[3, 0, 1, 2, 2, 2], count 6",
-                lambda: judge([3, 0, 1, 2, 2, 2], 6, "received [3, 0, 1, 2, 2, 2], count 6"),
-            ),
-            (
-                "30 datagrams through the lossy relay, seed 11",
-                lambda: (lambda got: judge(got, 30, f"received {got}, count 30"))(
-                    through_relay(11)
-                ),
-            ),
-        ],
-        function=analyse,
-    )
+
+def _analyse_case(analyse, received, count):
+    def check():
+        got = received() if callable(received) else received
+        _judge_analysis(analyse, got, count, f"received {got}, count {count}")
+
+    return check
+
+
+def _judge_analysis(analyse, received, count, sent):
+    call = call_bounded(analyse, list(received), count, timeout=2.0)
+    if call.error is not None:
+        raise Failure(f"it raised {describe_exception(call.error)}", HINT_DICT, sent)
+    expected = truth(received, count)
+    returned_none(call.result, sent)
+    if not isinstance(call.result, dict):
+        raise Failure(f"it returned {show_bytes(call.result)}", HINT_DICT, sent)
+    result = call.result
+    for key, hint in ANALYSE_KEYS:
+        if result.get(key) != expected[key]:
+            raise Failure(f"{key} was {result.get(key)!r}, expected {expected[key]!r}", hint, sent)
+
+
+def check_analyse(analyse) -> object:
+    checks = [(title, _analyse_case(analyse, *case)) for title, *case in ANALYSE_CASES]
+    return run_checks("analyse(received, count)", checks, function=analyse)
