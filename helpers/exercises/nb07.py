@@ -7,6 +7,11 @@
 Each check uses real sockets on 127.0.0.1 and bounds every wait, so a solution that
 hangs (no timeout, no half-close, a stop that is never seen) gets a verdict, not a
 frozen notebook.
+
+The cases are tables: ``READ_ALL_CASES`` (pieces sent, bytes due), ``ASK_CASES`` (request
+sent, reply due) and ``GRACEFUL_SCENARIOS`` (a title and a scenario function run against a
+fresh server); one engine function per kind of case turns a case into a check, and each
+``check_<name>`` builds its checks from its table, then adds its one-off checks.
 """
 
 from __future__ import annotations
@@ -86,23 +91,48 @@ def _unexpected(call, should: str) -> Failure:
 # --- Exercise 1: read_all(sock, timeout) --------------------------------------------------
 
 
-def check_read_all(read_all) -> object:
-    """``read_all(sock, timeout)`` returns every byte until EOF; a silent peer -> TimeoutError."""
+HINT_PER_SILENCE = (
+    "The timeout bounds each silence, not the whole reply: sock.settimeout(timeout) once, "
+    "and every recv() waits at most that long for the next bytes; a reply that keeps coming "
+    "may take longer in all."
+)
+SHOULD_RETURN_AT_EOF = "return the bytes once recv() returns b''"
+_BIG_READ = bytes(range(256)) * 1200
 
-    def until_eof(pieces, expected, sent):
+# (title, pieces sent, bytes due, input shown): the peer closes after the pieces, and
+# read_all(sock, 1.0) must return all the bytes
+READ_ALL_CASES = [
+    (
+        "reads pieces until the peer closes",
+        [b"Hello, ", b"wor", b"ld!"],
+        b"Hello, world!",
+        "b'Hello, ', b'wor', b'ld!' then the peer closes",
+    ),
+    ("reads 300 KB", [_BIG_READ], _BIG_READ, f"{len(_BIG_READ)} bytes then close"),
+    ("an empty reply is b''", [], b"", "nothing, the peer closes"),
+]
+SLOW_PIECES = [b"one ", b"two ", b"three ", b"four ", b"five"]  # sent 0.3 s apart
+
+
+def _read_all_case(read_all, pieces, expected, sent):
+    def check():
         with connected_pair() as (learner, attacker):
             call = call_with_pieces(read_all, learner, attacker, pieces, 1.0, close_after=True)
         if not call.finished:
             raise Failure("it did not return after the peer closed", HINT_EOF, sent)
         if call.error is not None:
-            raise _unexpected(call, "return the bytes once recv() returns b''")
+            raise _unexpected(call, SHOULD_RETURN_AT_EOF)
         returned_none(call.result, sent)
         if not isinstance(call.result, bytes | bytearray):
             raise Failure(f"it returned {type(call.result).__name__}", "Return bytes.", sent)
         if bytes(call.result) != expected:
             raise Failure(f"it returned {show_bytes(call.result)}", HINT_LOOP, sent)
 
-    def silent_peer():
+    return check
+
+
+def _silent_peer(read_all):
+    def check():
         sent = "b'partial' then silence (connection left open), timeout=0.5"
         with connected_pair() as (learner, attacker):
             call = call_with_pieces(read_all, learner, attacker, [b"partial"], 0.5, timeout=3.0)
@@ -114,10 +144,14 @@ def check_read_all(read_all) -> object:
             raise _unexpected(call, "let TimeoutError out when the peer is silent")
         raise Failure(f"it returned {show_bytes(call.result)}", HINT_LET_TIMEOUT_OUT, sent)
 
-    def slow_but_steady():
+    return check
+
+
+def _slow_but_steady(read_all):
+    def check():
         # Five pieces, each 0.3 s after the one before: never 1 s of silence, though the
         # whole reply takes 1.2 s. The pauses are the scenario, not a synchronisation.
-        pieces = [b"one ", b"two ", b"three ", b"four ", b"five"]
+        pieces = SLOW_PIECES
         sent = "b'one ', b'two ', ... five pieces 0.3 s apart, then the peer closes; timeout=1"
         with connected_pair() as (learner, attacker):
             finished = threading.Event()
@@ -149,35 +183,26 @@ def check_read_all(read_all) -> object:
         if isinstance(call.error, TimeoutError):
             raise Failure(
                 "it raised TimeoutError, though bytes kept coming (never 1 s of silence)",
-                "The timeout bounds each silence, not the whole reply: "
-                "sock.settimeout(timeout) once, and every recv() waits at most that long "
-                "for the next bytes; a reply that keeps coming may take longer in all.",
+                HINT_PER_SILENCE,
                 sent,
             )
         if call.error is not None:
-            raise _unexpected(call, "return the bytes once recv() returns b''")
+            raise _unexpected(call, SHOULD_RETURN_AT_EOF)
         returned_none(call.result, sent)
         if call.result != b"".join(pieces):
             raise Failure(f"it returned {show_bytes(call.result)}", HINT_LOOP, sent)
 
-    pieces = [b"Hello, ", b"wor", b"ld!"]
-    big = bytes(range(256)) * 1200
-    return run_checks(
-        "read_all(sock, timeout)",
-        [
-            (
-                "reads pieces until the peer closes",
-                lambda: until_eof(
-                    pieces, b"Hello, world!", "b'Hello, ', b'wor', b'ld!' then the peer closes"
-                ),
-            ),
-            ("reads 300 KB", lambda: until_eof([big], big, f"{len(big)} bytes then close")),
-            ("an empty reply is b''", lambda: until_eof([], b"", "nothing, the peer closes")),
-            ("a silent peer raises TimeoutError", silent_peer),
-            ("a slow reply, never silent for `timeout`, is read whole", slow_but_steady),
-        ],
-        function=read_all,
+    return check
+
+
+def check_read_all(read_all) -> object:
+    """``read_all(sock, timeout)`` returns every byte until EOF; a silent peer -> TimeoutError."""
+    checks = [(title, _read_all_case(read_all, *case)) for title, *case in READ_ALL_CASES]
+    checks.append(("a silent peer raises TimeoutError", _silent_peer(read_all)))
+    checks.append(
+        ("a slow reply, never silent for `timeout`, is read whole", _slow_but_steady(read_all))
     )
+    return run_checks("read_all(sock, timeout)", checks, function=read_all)
 
 
 # --- Exercise 2: ask(port, request) -------------------------------------------------------
@@ -227,12 +252,25 @@ class UpperServer:
         self.thread.join(2.0)
 
 
-def check_ask(ask) -> object:
-    """``ask(port, request)`` sends, half-closes, and returns the whole reply."""
+HINT_ASK_TIMEOUT = (
+    "Give the socket a timeout: socket.create_connection(('127.0.0.1', port), timeout=5). "
+    "Without one, a server that never answers keeps ask waiting in recv() for ever."
+)
+_BIG_REQUEST = b"abcdefghij" * 30_000
 
-    run = {"timeouts": []}  # the timeouts of the sockets ask read from
+# (title, request, input shown): ask(port, request) must return request.upper() from an
+# UpperServer, which replies once it has seen the end of the request
+ASK_CASES = [
+    ("b'hello' -> b'HELLO'", b"hello", "b'hello'"),
+    ("a 300 KB request and reply", _BIG_REQUEST, f"{len(_BIG_REQUEST)} bytes"),
+    ("an empty request", b"", "b''"),
+]
 
-    def exchange(request: bytes, sent: str):
+
+def _ask_case(ask, request: bytes, sent: str, timeouts: list):
+    """The check of one exchange; the timeouts of the sockets ask read from go to ``timeouts``."""
+
+    def check():
         server = UpperServer()
         watched = WatchedCall(ask)
         try:
@@ -244,7 +282,7 @@ def check_ask(ask) -> object:
         finally:
             server.close()
             watched.close_all()
-        run["timeouts"] += watched.read_timeouts
+        timeouts.extend(watched.read_timeouts)
         if not server.saw_eof:
             raise Failure("the server never saw the end of your request", HINT_SHUT_WR, sent)
         if not call.finished:
@@ -273,43 +311,72 @@ def check_ask(ask) -> object:
         if call.result != request.upper():
             raise Failure(f"it returned {show_bytes(call.result)}", HINT_LOOP, sent)
 
-    def with_timeout():
-        if any(timeout is None for timeout in run["timeouts"]):
+    return check
+
+
+def _reads_with_timeout(timeouts: list):
+    """The check that every read of the exchanges before was on a socket with a timeout."""
+
+    def check():
+        if any(timeout is None for timeout in timeouts):
             raise Failure(
                 "it called recv() on a socket without a timeout",
-                "Give the socket a timeout: socket.create_connection(('127.0.0.1', port), "
-                "timeout=5). Without one, a server that never answers keeps ask waiting "
-                "in recv() for ever.",
+                HINT_ASK_TIMEOUT,
                 "b'hello' (the socket ask reads from)",
             )
 
-    big = b"abcdefghij" * 30_000
-    return run_checks(
-        "ask(port, request)",
-        [
-            ("b'hello' -> b'HELLO'", lambda: exchange(b"hello", "b'hello'")),
-            ("a 300 KB request and reply", lambda: exchange(big, f"{len(big)} bytes")),
-            ("an empty request", lambda: exchange(b"", "b''")),
-            ("reads with a timeout, so a silent server cannot hang it", with_timeout),
-        ],
-        function=ask,
+    return check
+
+
+def check_ask(ask) -> object:
+    """``ask(port, request)`` sends, half-closes, and returns the whole reply."""
+    timeouts: list = []  # the timeouts of the sockets ask read from
+    checks = [(title, _ask_case(ask, *case, timeouts)) for title, *case in ASK_CASES]
+    checks.append(
+        (
+            "reads with a timeout, so a silent server cannot hang it",
+            _reads_with_timeout(timeouts),
+        )
     )
+    return run_checks("ask(port, request)", checks, function=ask)
 
 
 # --- Exercise 3: graceful_server(port, stop) ----------------------------------------------
 
 
-def check_graceful_server(graceful_server) -> object:
-    """``graceful_server(port, stop)`` echoes (a slow reader too), and returns within 1.5 s of
-    ``stop.set()``."""
-    HINT_STOP = (
-        "A blocking accept() or recv() never looks at `stop`. Wait at most 0.1 s at a time "
-        "(select.select([sock], [], [], 0.1), or settimeout(0.1) on the listening socket) "
-        "and check stop.is_set() after each wait; keep a longer timeout (a few seconds) for "
-        "recv() and sendall() on the connection, or a slow client gets cut off."
-    )
+HINT_STOP = (
+    "A blocking accept() or recv() never looks at `stop`. Wait at most 0.1 s at a time "
+    "(select.select([sock], [], [], 0.1), or settimeout(0.1) on the listening socket) and "
+    "check stop.is_set() after each wait; keep a longer timeout (a few seconds) for recv() "
+    "and sendall() on the connection, or a slow client gets cut off."
+)
+HINT_IS_SET_CALL = (
+    "Call it: `while not stop.is_set():` (with the parentheses); without them "
+    "`not stop.is_set` is always False and the loop never runs."
+)
+HINT_KEEP_WAITING = (
+    "A recv() timeout only means 'nothing has arrived yet': on TimeoutError look at stop and "
+    "keep waiting (continue). Close the connection only when recv() returns b'' or stop is "
+    "set."
+)
+HINT_CLOSE_LISTENER = (
+    "Close what you opened before returning: `with listener:` around the loop closes it "
+    "however the loop ends."
+)
+HINT_CLOSE_ALL = (
+    "Close what you opened before returning: `with listener:` and `with conn:` blocks close "
+    "the sockets however the loops end."
+)
+HINT_CLOSE_CLIENTS = (
+    "On stop, close every client connection too (a `with conn:` block does it), not only "
+    "the listening socket: clients then see b''."
+)
 
-    def run(scenario):
+
+def _graceful_case(graceful_server, scenario):
+    """The check that runs ``scenario(srv, stop)`` against ``graceful_server(port, stop)``."""
+
+    def check():
         stop = _StopEvent()
 
         def server(port):  # what netlab.serve runs: your function with the event
@@ -324,151 +391,156 @@ def check_graceful_server(graceful_server) -> object:
                 raise Failure(
                     "your code tested `stop.is_set` without calling it: that is the method "
                     "itself, which is always true",
-                    "Call it: `while not stop.is_set():` (with the parentheses); without them "
-                    "`not stop.is_set` is always False and the loop never runs.",
+                    HINT_IS_SET_CALL,
                     "where your function looks at stop",
                 ) from None
 
-    def echoes(srv, stop):
-        with connect(srv) as client:
-            client.sendall(b"hello")
-            data, how = read_reply(client, srv, lambda d: len(d) >= 5)
-        if data != b"hello":
-            raise Failure(
-                f"the reply was {show_bytes(data)} ({how})",
-                "Echo what you receive with sendall().",
-                "b'hello'",
-            )
+    return check
 
-    def quiet_client(srv, stop):
-        sent = "a client connects, says nothing for 0.5 s, then sends b'hello'"
-        with connect(srv) as client:
-            data, how = read_to_eof(client, srv, timeout=0.5)  # nothing should happen
-            if how != "timeout":
-                raise Failure(
-                    f"your server closed the connection ({how}) while the client was quiet",
-                    "A recv() timeout only means 'nothing has arrived yet': on TimeoutError "
-                    "look at stop and keep waiting (continue). Close the connection only when "
-                    "recv() returns b'' or stop is set.",
-                    sent,
-                )
-            client.sendall(b"hello")
-            data, how = read_reply(client, srv, lambda d: len(d) >= 5)
-        if data != b"hello":
-            raise Failure(
-                f"the reply was {show_bytes(data)} ({how})",
-                "Echo what you receive with sendall(), also after a quiet moment.",
-                sent,
-            )
 
-    def stops_when_idle(srv, stop):
-        stop.set()
-        try:
-            srv.wait(timeout=1.5)
-        except TimeoutError:
-            raise Failure(
-                "it was still running 1.5 s after stop.set()", HINT_STOP, "no client; stop.set()"
-            ) from None
-        if still_listens(srv):
-            raise Failure(
-                "your function returned, but its listening socket was still open (kept "
-                "somewhere, so Python did not close it)",
-                "Close what you opened before returning: `with listener:` around the loop "
-                "closes it however the loop ends.",
-                "no client; stop.set()",
-            )
-
-    def stops_with_a_client(srv, stop):
-        sent = "a client connected and sent b'hello'; then stop.set()"
-        with connect(srv) as client:
-            client.sendall(b"hello")
-            read_reply(client, srv, lambda d: len(d) >= 5)
-            with warnings.catch_warnings(record=True) as caught:
-                # A socket that nobody closed is closed by the garbage collector when your
-                # function returns, and Python then warns "unclosed <socket.socket ...>".
-                warnings.simplefilter("always", ResourceWarning)
-                stop.set()
-                try:
-                    srv.wait(timeout=1.5)
-                except TimeoutError:
-                    raise Failure(
-                        "it was still running 1.5 s after stop.set()", HINT_STOP, sent
-                    ) from None
-                gc.collect()
-            data, how = read_to_eof(client, None, timeout=1.0)
-        unclosed = [str(w.message) for w in caught if "unclosed" in str(w.message)]
-        if how == "reset":
-            raise Failure(
-                "the client got ConnectionResetError (an RST), not an orderly end",
-                "Close "
-                "connections with close() (a FIN); SO_LINGER 0 is for aborting, not stopping.",
-                sent,
-            )
-        mine = f"laddr=('127.0.0.1', {srv.port})"
-        if any(mine in message for message in unclosed):
-            raise Failure(
-                "your function returned without closing a socket (Python closed it later "
-                "and warned: unclosed <socket.socket ...>)",
-                "Close what you opened before returning: `with listener:` and "
-                "`with conn:` blocks close the sockets however the loops end.",
-                sent,
-            )
-        if how != "eof":
-            raise Failure(
-                "your server returned, but the client's connection stayed open",
-                "On stop, close every client connection too (a `with conn:` block does it), "
-                "not only the listening socket: clients then see b''.",
-                sent,
-            )
-
-    def slow_reader(srv, stop):
-        # The client reads nothing for SLOW_READER_PAUSE s while it sends 4 MiB: the
-        # server's sendall() must wait that long for it. The pause is the scenario (a
-        # slow client), not a synchronisation.
-        payload = bytes(range(256)) * (SLOW_READER_BYTES // 256)
-        sent = (
-            f"a client sends {len(payload):,} bytes and reads nothing for "
-            f"{SLOW_READER_PAUSE:g} s (a slow reader), then reads the echo; then b'hello'"
+def _echoes(srv, stop):
+    with connect(srv) as client:
+        client.sendall(b"hello")
+        data, how = read_reply(client, srv, lambda d: len(d) >= 5)
+    if data != b"hello":
+        raise Failure(
+            f"the reply was {show_bytes(data)} ({how})",
+            "Echo what you receive with sendall().",
+            "b'hello'",
         )
-        srv.wait_quiet(REPLY_TIMEOUT, deadlines=False)
-        with socket.socket() as client:
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window
-            client.settimeout(5.0)
-            client.connect(("127.0.0.1", srv.port))
-            sender = send_in_background(client, payload, shut=False)
-            threading.Event().wait(SLOW_READER_PAUSE)
-            data, how = read_reply(client, srv, lambda d: len(d) >= len(payload), timeout=10.0)
-            sender.join(2.0)
-        if data != payload:
-            ended = {
-                "reset": "a reset",
-                "eof": "the end (b'')",
-                "server-gone": "your server stopped",
-                "timeout": "nothing more within 10 s",
-            }.get(how, how)
+
+
+def _quiet_client(srv, stop):
+    sent = "a client connects, says nothing for 0.5 s, then sends b'hello'"
+    with connect(srv) as client:
+        data, how = read_to_eof(client, srv, timeout=0.5)  # nothing should happen
+        if how != "timeout":
             raise Failure(
-                f"the slow client got {len(data):,} of {len(payload):,} bytes back, then {ended}",
-                HINT_SLOW_READER,
+                f"your server closed the connection ({how}) while the client was quiet",
+                HINT_KEEP_WAITING,
                 sent,
             )
-        echoes(srv, stop)  # and the server still serves the next client
+        client.sendall(b"hello")
+        data, how = read_reply(client, srv, lambda d: len(d) >= 5)
+    if data != b"hello":
+        raise Failure(
+            f"the reply was {show_bytes(data)} ({how})",
+            "Echo what you receive with sendall(), also after a quiet moment.",
+            sent,
+        )
 
-    return run_checks(
-        "graceful_server(port, stop)",
-        [
-            ("echoes a client", lambda: run(echoes)),
-            ("keeps serving a client that is quiet for a while", lambda: run(quiet_client)),
-            ("returns within 1.5 s of stop.set() with no client", lambda: run(stops_when_idle)),
-            (
-                "returns, and the client sees b'', when stopped mid-connection",
-                lambda: run(stops_with_a_client),
-            ),
-            (
-                "a client that reads slowly gets its whole echo, and the next one is served",
-                lambda: run(slow_reader),
-            ),
-        ],
+
+def _stops_when_idle(srv, stop):
+    stop.set()
+    try:
+        srv.wait(timeout=1.5)
+    except TimeoutError:
+        raise Failure(
+            "it was still running 1.5 s after stop.set()", HINT_STOP, "no client; stop.set()"
+        ) from None
+    if still_listens(srv):
+        raise Failure(
+            "your function returned, but its listening socket was still open (kept "
+            "somewhere, so Python did not close it)",
+            HINT_CLOSE_LISTENER,
+            "no client; stop.set()",
+        )
+
+
+def _stops_with_a_client(srv, stop):
+    sent = "a client connected and sent b'hello'; then stop.set()"
+    with connect(srv) as client:
+        client.sendall(b"hello")
+        read_reply(client, srv, lambda d: len(d) >= 5)
+        with warnings.catch_warnings(record=True) as caught:
+            # A socket that nobody closed is closed by the garbage collector when your
+            # function returns, and Python then warns "unclosed <socket.socket ...>".
+            warnings.simplefilter("always", ResourceWarning)
+            stop.set()
+            try:
+                srv.wait(timeout=1.5)
+            except TimeoutError:
+                raise Failure(
+                    "it was still running 1.5 s after stop.set()", HINT_STOP, sent
+                ) from None
+            gc.collect()
+        data, how = read_to_eof(client, None, timeout=1.0)
+    unclosed = [str(w.message) for w in caught if "unclosed" in str(w.message)]
+    if how == "reset":
+        raise Failure(
+            "the client got ConnectionResetError (an RST), not an orderly end",
+            "Close connections with close() (a FIN); SO_LINGER 0 is for aborting, not stopping.",
+            sent,
+        )
+    mine = f"laddr=('127.0.0.1', {srv.port})"
+    if any(mine in message for message in unclosed):
+        raise Failure(
+            "your function returned without closing a socket (Python closed it later "
+            "and warned: unclosed <socket.socket ...>)",
+            HINT_CLOSE_ALL,
+            sent,
+        )
+    if how != "eof":
+        raise Failure(
+            "your server returned, but the client's connection stayed open",
+            HINT_CLOSE_CLIENTS,
+            sent,
+        )
+
+
+def _slow_reader(srv, stop):
+    # The client reads nothing for SLOW_READER_PAUSE s while it sends 4 MiB: the
+    # server's sendall() must wait that long for it. The pause is the scenario (a
+    # slow client), not a synchronisation.
+    payload = bytes(range(256)) * (SLOW_READER_BYTES // 256)
+    sent = (
+        f"a client sends {len(payload):,} bytes and reads nothing for "
+        f"{SLOW_READER_PAUSE:g} s (a slow reader), then reads the echo; then b'hello'"
     )
+    srv.wait_quiet(REPLY_TIMEOUT, deadlines=False)
+    with socket.socket() as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window
+        client.settimeout(5.0)
+        client.connect(("127.0.0.1", srv.port))
+        sender = send_in_background(client, payload, shut=False)
+        threading.Event().wait(SLOW_READER_PAUSE)
+        data, how = read_reply(client, srv, lambda d: len(d) >= len(payload), timeout=10.0)
+        sender.join(2.0)
+    if data != payload:
+        ended = {
+            "reset": "a reset",
+            "eof": "the end (b'')",
+            "server-gone": "your server stopped",
+            "timeout": "nothing more within 10 s",
+        }.get(how, how)
+        raise Failure(
+            f"the slow client got {len(data):,} of {len(payload):,} bytes back, then {ended}",
+            HINT_SLOW_READER,
+            sent,
+        )
+    _echoes(srv, stop)  # and the server still serves the next client
+
+
+# (title, scenario): each scenario(srv, stop) runs against a fresh graceful_server(port, stop)
+GRACEFUL_SCENARIOS = [
+    ("echoes a client", _echoes),
+    ("keeps serving a client that is quiet for a while", _quiet_client),
+    ("returns within 1.5 s of stop.set() with no client", _stops_when_idle),
+    ("returns, and the client sees b'', when stopped mid-connection", _stops_with_a_client),
+    (
+        "a client that reads slowly gets its whole echo, and the next one is served",
+        _slow_reader,
+    ),
+]
+
+
+def check_graceful_server(graceful_server) -> object:
+    """``graceful_server(port, stop)`` echoes (a slow reader too), and returns within 1.5 s of
+    ``stop.set()``."""
+    checks = [
+        (title, _graceful_case(graceful_server, scenario)) for title, scenario in GRACEFUL_SCENARIOS
+    ]
+    return run_checks("graceful_server(port, stop)", checks)
 
 
 class _StopEvent(threading.Event):
