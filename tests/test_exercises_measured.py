@@ -6,7 +6,10 @@ sockets on 127.0.0.1, no mocks; every wait in the checks is bounded.
 """
 
 import asyncio
+import contextlib
+import itertools
 import os
+import re
 import socket
 import socketserver
 import struct
@@ -349,6 +352,18 @@ def _line_server(decode, at_eof_reply=False):
 def test_nb04_command_server_replying_to_an_incomplete_line_fails():
     server = _line_server(lambda b: b.rstrip(b"\r").decode(), at_eof_reply=True)
     fails_with(nb04.check_command_server(server), "incomplete")
+
+
+def test_nb04_a_reply_to_the_incomplete_line_gets_one_verdict_however_it_arrives():
+    """The reply to b'PIN' may share a recv() with b'PONG\\n' or come in one of its own
+    (a race): the verdict is the same text either way (once it differed, 3 runs to 1)."""
+    verdicts = set()
+    for _ in range(4):
+        server = _line_server(lambda b: b.rstrip(b"\r").decode(), at_eof_reply=True)
+        verdict = nb04.check_command_server(server)
+        fails_with(verdict, "b'PIN' had no b'\\n'", what=("after b'PONG\\n' came",))
+        verdicts.add(str(verdict))
+    assert len(verdicts) == 1, verdicts
 
 
 def test_nb04_command_server_with_errors_replace_fails():
@@ -1084,3 +1099,39 @@ def test_an_overrun_function_spinning_in_python_is_interrupted():
             pass
 
     assert _overrun(spin) == {"raised": "_Overran"}
+
+
+def test_nb04_a_client_of_the_crowd_is_named_by_its_number_in_the_run():
+    """The 8th connection the server accepts (in the second wave of 5) is reset: the
+    verdict names one client, of the second wave (6 to 10), once. (When a client's own
+    call failed, many_clients' own prefix, which numbers a wave's clients from 1, came
+    after the run's: 'client 8: client 3 got ...'; it is dropped now.)"""
+
+    def resets_the_eighth(port):
+        with socket.create_server(("127.0.0.1", port)) as listener:
+            for count in itertools.count(1):
+                conn, _ = listener.accept()
+                if count == 8:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    conn.close()  # a reset
+                    continue
+                with conn, contextlib.suppress(ConnectionError):
+                    while data := conn.recv(65536):
+                        conn.sendall(data)
+
+    verdict = nb04.check_echo_server(resets_the_eighth)
+    fails_with(verdict)
+    named = re.findall(r"client (\d+)", verdict.failure.what)
+    assert len(named) == 1 and 6 <= int(named[0]) <= 10, str(verdict)
+
+
+def test_nb03_download_server_that_stops_after_two_clients_names_the_third():
+    def two_then_stop(port, data):
+        with socket.create_server(("127.0.0.1", port)) as listener:
+            for _ in range(2):
+                conn, _ = listener.accept()
+                with conn:
+                    conn.sendall(data)
+
+    verdict = nb03.check_download_server(two_then_stop)
+    fails_with(verdict, what=["the third client was refused"])

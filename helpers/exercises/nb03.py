@@ -630,7 +630,7 @@ def _download_case(download_server, case: Download):
     def check():
         data, sent = case.data, case.sent
         with serving(download_server, args=(data,)) as server:
-            for _ in range(case.clients):
+            for index in range(case.clients):
                 with socket.socket() as sock:
                     if case.rcvbuf:
                         # A small receive window: the data cannot all be in flight at once,
@@ -643,8 +643,9 @@ def _download_case(download_server, case: Download):
                             raise ConnectionRefusedError
                         sock.connect(("127.0.0.1", server.port))
                     except ConnectionRefusedError:
+                        ordinal = ("first ", "second ", "third ")[index] if case.clients > 1 else ""
                         raise Failure(
-                            "the second client was refused: your server had stopped",
+                            f"the {ordinal}client was refused: your server had stopped",
                             HINT_SERVE_ON,
                             sent,
                         ) from None
