@@ -61,3 +61,20 @@ def test_a_name_error_before_listening_names_the_import_cell():
         what=["NameError"],
         absent=["bind() and listen() first"],
     )
+
+
+def test_a_name_error_for_another_cells_function_names_that_cell():
+    """After a restart, Exercise 3's server calls Exercise 2's handle_command, whose cell
+    has not run again: the hint says to run the cell that defines it, not an import."""
+
+    def uses_an_undefined_function(port):
+        return handle_command_of_another_cell(port)  # noqa: F821 (that cell not run)
+
+    verdict = nb04.check_echo_server(uses_an_undefined_function)
+    fails_with(
+        verdict,
+        "'handle_command_of_another_cell'",
+        "run the cell that defines handle_command_of_another_cell",
+        what=["NameError"],
+        absent=["import cell"],
+    )

@@ -99,3 +99,16 @@ def test_kernels_that_tests_start_talk_over_ipc():
         assert not channels & tcp_ports, (channels, tcp_ports)
     finally:
         km.shutdown_kernel(now=True)
+
+
+def test_a_port_named_by_a_person_is_explained_and_the_tests_own_is_not(monkeypatch):
+    """A hub administrator's NETLAB_PORT: netlab's line says why the port is not 5000
+    (a walkthrough on a hub saw 21101 and no reason). The tests' own port, set by
+    conftest.py, gives no reason, so stored outputs stay the same under the tests."""
+    from helpers.netlab import _ports
+
+    monkeypatch.setenv("NETLAB_PORT", "21101")
+    monkeypatch.delenv("NETLAB_PORT_FROM", raising=False)
+    assert _ports.preferred_reason() == "NETLAB_PORT gives you port 21101 instead of 5000"
+    monkeypatch.setenv("NETLAB_PORT_FROM", "conftest.py")
+    assert _ports.preferred_reason() is None

@@ -143,9 +143,20 @@ def hello_addr_encode(port):
     s.close()
 
 
+def hello_sends_on_the_listener(port):
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    s.listen(5)
+    c, addr = s.accept()
+    s.send(f"Hello, {addr[0]}".encode())  # the listening socket, not c (walkthrough)
+    c.close()
+    s.close()
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
+        (hello_sends_on_the_listener, "the listening socket s only accepts"),
         (hello_sends_str, "Sockets carry bytes, not str"),
         (hello_binds_everywhere, "every network interface"),
         (hello_forgets_close, "Close the connection after sending"),

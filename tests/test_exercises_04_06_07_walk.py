@@ -7,6 +7,7 @@ notebooks' texts are tested where the walkthrough found a wrong or missing sente
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import threading
@@ -422,3 +423,56 @@ def test_nb07_broken_pipe_cell_makes_its_own_connection():
     cell = next(c for c in cells if "poller.register(client, 0)" in cell_source(c))
     assert cell_source(cell).startswith("with closed_by_the_server() as client:")
     assert "second send -> BrokenPipeError" in stored_text(cell)
+
+
+def walk06_late_counts_repeats(received, count):
+    """A walkthrough's analyse: late counts every arrival below the highest, repeats too."""
+    seen, highest, late = set(), -1, 0
+    for number in received:
+        late += number < highest
+        highest = max(highest, number)
+        seen.add(number)
+    duplicated = sorted({n for n in received if received.count(n) > 1})
+    return {"lost": sorted(set(range(count)) - seen), "duplicated": duplicated, "late": late}
+
+
+def walk06_late_is_a_list(received, count):
+    seen, highest, late = set(), -1, []
+    for number in received:
+        if number not in seen and number < highest:
+            late.append(number)
+        highest = max(highest, number)
+        seen.add(number)
+    duplicated = sorted({n for n in received if received.count(n) > 1})
+    return {"lost": sorted(set(range(count)) - seen), "duplicated": duplicated, "late": late}
+
+
+def test_nb06_late_hints_name_repeats_and_the_list():
+    verdict = nb06.check_analyse(walk06_late_counts_repeats)
+    assert not verdict.passed and "A repeat is not late" in verdict.hint, str(verdict)
+    verdict = nb06.check_analyse(walk06_late_is_a_list)
+    assert not verdict.passed and "late is a number, an int" in verdict.hint, str(verdict)
+
+
+def graceful_inner_loop_ignores_stop(port, stop):
+    """The walkthrough's: recv() with a 0.2 s timeout, in a loop that never looks at stop."""
+
+    def conversation(conn, stop):
+        conn.settimeout(0.2)
+        with contextlib.suppress(ConnectionError):
+            while True:
+                try:
+                    data = conn.recv(4096)
+                except TimeoutError:
+                    continue  # stop is never looked at here
+                if not data:
+                    break
+                conn.sendall(data)
+
+    accepting(port, stop, conversation)
+
+
+def test_nb07_an_inner_loop_deaf_to_stop_is_named():
+    verdict = nb07.check_graceful_server(graceful_inner_loop_ignores_stop)
+    assert not verdict.passed, str(verdict)
+    assert "the loop around it goes on after each timeout" in verdict.hint, str(verdict)

@@ -1135,3 +1135,35 @@ def test_nb03_download_server_that_stops_after_two_clients_names_the_third():
 
     verdict = nb03.check_download_server(two_then_stop)
     fails_with(verdict, what=["the third client was refused"])
+
+
+def test_nb04_a_server_that_closes_on_any_bye_reply_is_caught():
+    """A walkthrough's reading of 'close after BYE': `if reply == "BYE"` (the reference
+    did it too) also ends the conversation after `ECHO BYE`."""
+
+    def closes_on_bye(port):
+        with socket.create_server(("127.0.0.1", port)) as listener:
+            while True:
+                conn, _ = listener.accept()
+                with conn, contextlib.suppress(ConnectionError, TimeoutError):
+                    conn.settimeout(10)
+                    buffer = b""
+                    while chunk := conn.recv(4096):
+                        buffer += chunk
+                        while b"\n" in buffer:
+                            line, _, buffer = buffer.partition(b"\n")
+                            try:
+                                reply = sol04.handle_command(line.rstrip(b"\r").decode())
+                            except UnicodeDecodeError:
+                                reply = "ERR not UTF-8"
+                            conn.sendall(reply.encode() + b"\n")
+                            if reply == "BYE":
+                                break
+                        else:
+                            continue
+                        break
+
+    verdict = nb04.check_command_server(closes_on_bye)
+    fails_with(
+        verdict, "not after any reply BYE", what=["got b'BYE\\n', expected b'BYE\\nPONG\\n'"]
+    )

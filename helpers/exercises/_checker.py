@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dis
+import importlib.util
 import inspect
 import ipaddress
 import os
@@ -638,6 +639,14 @@ def _crash_hint(crash_hints, exc: BaseException) -> str | None:
     if specific is None and isinstance(exc, NameError):
         name = getattr(exc, "name", None)
         shown = repr(name) if name else "a name"
+        if name and not _is_module(name):
+            # a function of another cell (an earlier exercise's), not a module
+            return (
+                f"A NameError: your code uses {shown}, which this kernel does not know. After "
+                "a (re)start only the cells you ran are defined: run the cell that defines "
+                f"{name} (an earlier exercise's cell, perhaps), then your function's cell, "
+                "then this check."
+            )
         return (
             f"A NameError: your code uses {shown}, which this kernel "
             "does not know. Most often that is a module whose import has not run since the "
@@ -645,6 +654,16 @@ def _crash_hint(crash_hints, exc: BaseException) -> str | None:
             "again, then your function's cell, then this check."
         )
     return specific
+
+
+def _is_module(name: str) -> bool:
+    """True for a name that can be imported (``selectors``, ``nb04``'s helpers...)."""
+    if name in sys.modules or name in getattr(sys, "stdlib_module_names", ()):
+        return True
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def still_listens(server) -> bool:

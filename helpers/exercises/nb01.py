@@ -100,9 +100,18 @@ HINT_LOOPBACK = (
 )
 
 
+HINT_SEND_ON_LISTENER = (
+    "Your send() found no client on its socket: the listening socket s only accepts "
+    "connections (Linux reports a send on it as BrokenPipeError). Each client is on the "
+    "socket that accept() returns: c, addr = s.accept(), then c.sendall(...)."
+)
+
+
 def _server_crash_hint(exc):
     if isinstance(exc, AttributeError) and "tuple" in str(exc):
         return HINT_ADDR_PAIR
+    if isinstance(exc, BrokenPipeError) or getattr(exc, "errno", None) == errno.ENOTCONN:
+        return HINT_SEND_ON_LISTENER
     return None
 
 

@@ -492,6 +492,10 @@ HINT_INCOMPLETE = (
     "b'PIN' had no b'\\n': an incomplete line, maybe cut off mid-command, so it gets no "
     "reply. When recv() returns b'', close; answer only the complete lines in your buffer."
 )
+HINT_QUIT_ONLY = (
+    "Close after the command QUIT (once its reply BYE is sent), not after any reply BYE: "
+    "`ECHO BYE` replies BYE too, and the conversation goes on."
+)
 HINT_STRIP = (
     "Remove only the line end, line.rstrip(b'\\r\\n') (or line.rstrip('\\r\\n') on the "
     "str): strip() also removes the spaces that belong to the text."
@@ -640,6 +644,14 @@ COMMAND_SERVER_CASES = [
         lambda i: b"ECHO client %d\nQUIT\n" % i,
         lambda i: b"client %d\nBYE\n" % i,
         hint=HINT_LINES,
+    ),
+    Scenario(
+        "ECHO BYE is a reply, not the end: only QUIT closes",
+        _whole,
+        b"ECHO BYE\nPING\n",
+        b"BYE\nPONG\n",
+        "b'ECHO BYE\\nPING\\n', then end of sending",
+        HINT_QUIT_ONLY,
     ),
 ]
 

@@ -787,7 +787,8 @@ HINT_EOF_BLOCKING = (
 )
 HINT_BLOCKING_CONN = (
     "The socket that accept() returns is blocking here (Linux), even when the listener is "
-    "not: call conn.setblocking(False) right after accept(). On a blocking socket send() "
+    "not: call conn.setblocking(False) right after accept(), and never switch it back "
+    "(no setblocking(True) or settimeout() for a sendall()). On a blocking socket send() "
     "waits until the kernel has taken all of what you gave it, and recv() waits for data, "
     "so one client that does not read (or does not send) stops your whole loop."
 )

@@ -132,7 +132,9 @@ def _expect_echo(sock, srv, payload, sent, hint):
                 HINT_TCP_SOCKET,
                 sent,
             ) from None
-        raise Failure("no reply came within 1 s", hint, sent) from None
+        raise Failure(
+            f"no reply to {show_bytes(payload, 20)} came within 1 s", hint, sent
+        ) from None
     if data != payload and (not data or not payload.startswith(data)):
         # not a datagram cut short (that is the buffer's size): a changed reply
         raise Failure(
@@ -445,7 +447,28 @@ def _judge_analysis(analyse, received, count, sent):
     result = call.result
     for key, hint in ANALYSE_KEYS:
         if result.get(key) != expected[key]:
+            if key == "late":
+                hint = _late_hint(result.get(key), received, hint)
             raise Failure(f"{key} was {result.get(key)!r}, expected {expected[key]!r}", hint, sent)
+
+
+HINT_LATE_COUNT = "late is a number, an int: how many first arrivals were late, not which ones."
+HINT_LATE_REPEATS = (
+    "A repeat is not late: count only first arrivals (skip a number you have seen already), "
+    "each one that came after a higher number."
+)
+
+
+def _late_hint(late, received, hint: str) -> str:
+    """The hint for a wrong ``late``: a list instead of a count, repeats counted too, or
+    the general one."""
+    if isinstance(late, list | tuple | set):
+        return HINT_LATE_COUNT
+    highest, every_late = -1, 0
+    for number in received:  # every arrival below the highest so far, repeats included
+        every_late += number < highest
+        highest = max(highest, number)
+    return HINT_LATE_REPEATS if late == every_late else hint
 
 
 def check_analyse(analyse) -> object:

@@ -35,7 +35,9 @@ def preferred_port() -> int:
 def preferred_reason() -> str | None:
     """Why the preferred port is not 5000, in a few words (None when it is 5000)."""
     if os.environ.get("NETLAB_PORT", "").strip().isdigit():
-        return None  # set on purpose by whoever runs this: nothing to explain
+        if os.environ.get("NETLAB_PORT_FROM") == "conftest.py":
+            return None  # the tests' own port per checkout: their outputs name no reason
+        return f"NETLAB_PORT gives you port {preferred_port()} instead of 5000"
     if os.environ.get("JUPYTERHUB_USER"):
         return (
             f"on this shared JupyterHub your own port is {preferred_port()} instead of "

@@ -75,5 +75,5 @@ def serve_lines(conn):
         except UnicodeDecodeError:
             reply = "ERR not UTF-8"
         conn.sendall(reply.encode("utf-8") + b"\n")
-        if reply == "BYE":
+        if line.rstrip(b"\r") == b"QUIT":  # not reply == "BYE": ECHO BYE replies BYE too
             return
