@@ -6,7 +6,7 @@ import socket
 
 from exercise_asserts import fails_with
 
-from helpers.exercises import nb04
+from helpers.exercises import nb04, nb05
 from helpers.exercises._checker import HINT_EOF_SPIN, HINT_RUNAWAY
 
 
@@ -78,3 +78,37 @@ def test_a_name_error_for_another_cells_function_names_that_cell():
         what=["NameError"],
         absent=["import cell"],
     )
+
+
+def test_a_misspelled_name_is_named_with_the_one_meant():
+    """A walkthrough's typo, `adress` for `addr`: the hint asks 'did you mean', it does
+    not send the learner looking for a cell that defines `adress`."""
+
+    def typo(port):
+        with socket.create_server(("127.0.0.1", port)) as listener:
+            conn, addr = listener.accept()
+            with conn:
+                conn.sendall(f"Hello, {adress[0]}".encode())  # noqa: F821 (the typo)
+
+    verdict = nb04.check_echo_server(typo)
+    fails_with(verdict, "did you mean 'addr'?", what=["NameError"], absent=["defines adress"])
+
+
+def test_thread_args_without_the_comma_is_named():
+    """A walkthrough's Thread(target=serve, args=(conn)): a TypeError in the thread, named
+    as the missing comma, not as an echo that does not loop."""
+    import threading
+
+    def serve(conn):
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(data)
+
+    def threaded_server(port):
+        with socket.create_server(("127.0.0.1", port)) as listener:
+            while True:
+                conn, _ = listener.accept()
+                threading.Thread(target=serve, args=(conn)).start()  # not a tuple
+
+    verdict = nb05.check_threaded_server(threaded_server)
+    fails_with(verdict, "args=(conn,), with the comma", what=["TypeError"])

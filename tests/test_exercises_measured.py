@@ -1167,3 +1167,20 @@ def test_nb04_a_server_that_closes_on_any_bye_reply_is_caught():
     fails_with(
         verdict, "not after any reply BYE", what=["got b'BYE\\n', expected b'BYE\\nPONG\\n'"]
     )
+
+
+def test_nb03_recv_message_without_recv_exactly_names_exercise_1s_cell():
+    """After a restart, Exercise 3's recv_message calls Exercise 1's recv_exactly, whose
+    cell has not run again: the hint names that cell (it said 'Read the exception above',
+    and no exception was shown)."""
+    namespace = {}
+    exec(  # a cell of the notebook: its globals lack recv_exactly, as after a restart
+        "import struct\n"
+        "def recv_message(sock):\n"
+        "    (length,) = struct.unpack('!I', recv_exactly(sock, 4))\n"
+        "    return recv_exactly(sock, length).decode()\n",
+        namespace,
+    )
+    verdict = nb03.check_recv_message(namespace["recv_message"])
+    fails_with(verdict, "run the cell that defines recv_exactly", what=["NameError"])
+    assert "did you mean" not in verdict.hint, str(verdict)

@@ -24,8 +24,10 @@ accept only connections from sockets of this user (``accept_ours``, ``accept_fro
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import ctypes
+import difflib
 import dis
 import importlib.util
 import inspect
@@ -564,7 +566,7 @@ def serving(server_func, crash_hints=None, args=()):
             raise NotDone() from None
         if cause is not None:
             raise Failure(
-                f"your server raised {describe_exception(cause)} before it listened",
+                f"your server raised {describe_exception(cause)} before it was ready for clients",
                 _crash_hint(crash_hints, cause)
                 or "Read the exception: the server must bind() and listen() first.",
             ) from None
@@ -630,6 +632,12 @@ HINT_EOF_SPIN = (
 
 
 def _crash_hint(crash_hints, exc: BaseException) -> str | None:
+    if isinstance(exc, TypeError) and "after * must be an iterable" in str(exc):
+        return (
+            "threading.Thread(target=..., args=...) takes the arguments as a tuple: "
+            "args=(conn,), with the comma. (conn) is just conn, and the thread then fails "
+            "to call your function."
+        )
     if isinstance(exc, TypeError) and "bytes-like" in str(exc):
         return (
             "Sockets carry bytes, not str: send text.encode() (or a b'...' literal), "
@@ -637,23 +645,53 @@ def _crash_hint(crash_hints, exc: BaseException) -> str | None:
         )
     specific = crash_hints(exc) if crash_hints else None
     if specific is None and isinstance(exc, NameError):
-        name = getattr(exc, "name", None)
-        shown = repr(name) if name else "a name"
-        if name and not _is_module(name):
-            # a function of another cell (an earlier exercise's), not a module
-            return (
-                f"A NameError: your code uses {shown}, which this kernel does not know. After "
-                "a (re)start only the cells you ran are defined: run the cell that defines "
-                f"{name} (an earlier exercise's cell, perhaps), then your function's cell, "
-                "then this check."
-            )
-        return (
-            f"A NameError: your code uses {shown}, which this kernel "
-            "does not know. Most often that is a module whose import has not run since the "
-            "kernel (re)started, not a mistake in your logic: run the notebook's import cell "
-            "again, then your function's cell, then this check."
-        )
+        return name_error_hint(exc)
     return specific
+
+
+def name_error_hint(exc: NameError) -> str:
+    """What a NameError in the learner's code most likely means: a typo (with the name
+    meant), another cell's function not run again since a restart, or a missing import."""
+    name = getattr(exc, "name", None)
+    shown = repr(name) if name else "a name"
+    close = _close_name(exc)
+    if close is not None:  # a typo: Python 3.12 would say "Did you mean"
+        return (
+            f"A NameError: your code uses {shown}, which is defined nowhere: did you mean "
+            f"{close!r}? Correct the spelling, run your function's cell, then this check."
+        )
+    if name and not _is_module(name):
+        # a function of another cell (an earlier exercise's), not a module
+        return (
+            f"A NameError: your code uses {shown}, which this kernel does not know. After "
+            "a (re)start only the cells you ran are defined: run the cell that defines "
+            f"{name} (an earlier exercise's cell, perhaps), then your function's cell, "
+            "then this check (or, if it is a misspelling, correct it)."
+        )
+    return (
+        f"A NameError: your code uses {shown}, which this kernel "
+        "does not know. Most often that is a module whose import has not run since the "
+        "kernel (re)started, not a mistake in your logic: run the notebook's import cell "
+        "again, then your function's cell, then this check."
+    )
+
+
+def _close_name(exc: NameError) -> str | None:
+    """A name close to the missing one in the frame that raised (``adress`` for ``addr``)."""
+    name, tb = getattr(exc, "name", None), exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if not name or tb is None:
+        return None
+    frame = tb.tb_frame
+    # the function's own names first, where typos are (0.6: 'adress' for 'addr'); then,
+    # stricter, the notebook's and Python's ('recv_message' is not 'recv_exactly': that
+    # one is another cell's function, not run again since a restart)
+    for known, cutoff in ((frame.f_locals, 0.6), (frame.f_globals, 0.8), (dir(builtins), 0.8)):
+        close = difflib.get_close_matches(name, [k for k in known if k != name], 1, cutoff)
+        if close:
+            return close[0]
+    return None
 
 
 def _is_module(name: str) -> bool:

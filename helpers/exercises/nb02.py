@@ -450,6 +450,6 @@ def _hello_case(hello_server, how, inputs):
 
 
 def check_hello_server(hello_server) -> object:
-    """Attack ``hello_server(port)``: the seed's server, fixed, for client after client."""
+    """Attack ``hello_server(port)``: the tutorial's server, fixed, for client after client."""
     checks = [(title, _hello_case(hello_server, *case)) for title, *case in HELLO_CASES]
     return run_checks("hello_server", checks)

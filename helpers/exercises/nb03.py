@@ -27,6 +27,7 @@ from ._checker import (
     connect,
     connected_pair,
     describe_exception,
+    name_error_hint,
     read_reply,
     read_to_eof,
     returned_none,
@@ -67,9 +68,11 @@ HINT_TIMEOUT = (
 
 
 def _unexpected(call, what_it_should: str) -> Failure:
+    # a NameError after a restart (another exercise's cell not run again) gets its cause
+    named = name_error_hint(call.error) if isinstance(call.error, NameError) else None
     return Failure(
         f"it raised {describe_exception(call.error)}",
-        f"Read the exception above: your function should {what_it_should}.",
+        named or f"Read the exception: your function should {what_it_should}.",
     )
 
 

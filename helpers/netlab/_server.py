@@ -823,19 +823,27 @@ def stop_all() -> None:
 def refused_hint(port: int | None = None) -> str:
     """The note added to ConnectionRefusedError: which of netlab's servers was meant."""
     servers = registered_servers()
-    if port is not None:
-        for server in reversed(servers):
-            if server.port == port and not server.running:
-                if server.state == "stopped":
-                    how = "was stopped"
-                elif server.errors:
-                    how = "crashed (its traceback is above)"
-                else:
-                    how = "has finished (its function returned)"
-                return (
-                    f"netlab: nothing listens on port {port} any more: your server "
-                    f"{server.name!r} {how}. Run the cell that starts it again, then connect."
-                )
+    ended = [s for s in servers if port is not None and s.port == port and not s.running]
+    if ended:
+        server = ended[-1]
+        if server.state == "stopped":
+            how = "was stopped"
+        elif server.errors:
+            how = "crashed (its traceback is above)"
+        else:
+            how = "has finished (its function returned)"
+        if len(ended) == 1:
+            return (
+                f"netlab: nothing listens on port {port} any more: your server "
+                f"{server.name!r} {how}. Run the cell that starts it again, then connect."
+            )
+        # several of the notebook's servers used the port: the last need not be the one meant
+        names = ", ".join(repr(s.name) for s in ended)
+        return (
+            f"netlab: nothing listens on port {port} any more: your servers {names} used it, "
+            f"and the last, {server.name!r}, {how}. Run the cell that starts the one you "
+            "meant again, then connect."
+        )
     running = [s for s in servers if s.running]
     if running:
         listed = ", ".join(f"{s.name!r} on {format_address(s.address)}" for s in running)

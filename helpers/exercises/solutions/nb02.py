@@ -24,7 +24,7 @@ def make_server_socket(port):
 
 
 def hello_server(port):
-    """The seed's server, fixed: greet client after client, and close each connection."""
+    """The tutorial's server, fixed: greet client after client, and close each connection."""
     s = socket.socket()
     s.bind(("127.0.0.1", port))
     s.listen(5)
