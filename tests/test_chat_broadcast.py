@@ -96,7 +96,10 @@ def test_the_scenario_catches_a_broadcast_over_the_live_dict():
     # CPython says "keys changed" when a join and a leave left the size as it was
     messages = ("dictionary changed size during iteration", "dictionary keys changed during")
     assert any(m in e for e in seen for m in messages), seen
-    assert any(result["missing"].values()) or result.get("not_ready") or result["stalled"]
+    # a crashed broadcaster loses messages, or the room never got ready (churn then
+    # returns {"not_ready": True} and nothing else: the crash came before the stayers)
+    lost = any(result.get("missing", {}).values()) or result.get("stalled")
+    assert lost or result.get("not_ready"), result
 
 
 def test_nc_joins_the_room():
