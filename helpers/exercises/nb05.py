@@ -504,7 +504,13 @@ class GatherServer:
                     if key.fileobj is self.listener:
                         with contextlib.suppress(BlockingIOError):
                             conn, peer = self.listener.accept()
-                            if not from_this_process(peer, toward=conn.getsockname()):
+                            asked = time.monotonic()
+                            ours = from_this_process(peer, toward=conn.getsockname())
+                            # the socket tables can be slow to read on a busy host (tens of
+                            # thousands of sockets): that time is ours, not the client's
+                            spent = time.monotonic() - asked
+                            start, deadline = start + spent, deadline + spent
+                            if not ours:
                                 conn.close()  # a stranger's, not the learner's
                                 continue
                             conn.setblocking(False)
