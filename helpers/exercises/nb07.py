@@ -404,16 +404,17 @@ def _graceful_case(graceful_server, scenario):
     return check
 
 
+def _expect_hello(srv, client, hint: str, sent: str) -> None:
+    """The client sends b'hello'; the same must come back."""
+    client.sendall(b"hello")
+    data, how = read_reply(client, srv, lambda d: len(d) >= 5)
+    if data != b"hello":
+        raise Failure(f"the reply was {show_bytes(data)} ({how})", hint, sent)
+
+
 def _echoes(srv, stop):
     with connect(srv) as client:
-        client.sendall(b"hello")
-        data, how = read_reply(client, srv, lambda d: len(d) >= 5)
-    if data != b"hello":
-        raise Failure(
-            f"the reply was {show_bytes(data)} ({how})",
-            "Echo what you receive with sendall().",
-            "b'hello'",
-        )
+        _expect_hello(srv, client, "Echo what you receive with sendall().", "b'hello'")
 
 
 def _quiet_client(srv, stop):
@@ -426,14 +427,8 @@ def _quiet_client(srv, stop):
                 HINT_KEEP_WAITING,
                 sent,
             )
-        client.sendall(b"hello")
-        data, how = read_reply(client, srv, lambda d: len(d) >= 5)
-    if data != b"hello":
-        raise Failure(
-            f"the reply was {show_bytes(data)} ({how})",
-            "Echo what you receive with sendall(), also after a quiet moment.",
-            sent,
-        )
+        hint = "Echo what you receive with sendall(), also after a quiet moment."
+        _expect_hello(srv, client, hint, sent)
 
 
 def _stops_when_idle(srv, stop):
