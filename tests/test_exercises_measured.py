@@ -52,11 +52,12 @@ def echo_server_backlog_5(port):
     s.listen(5)  # the tutorial's backlog
     while True:
         conn, addr = s.accept()
+        conn.settimeout(10)
         with conn:
             try:
                 while data := conn.recv(1024):
                     conn.sendall(data)
-            except ConnectionError:
+            except (ConnectionError, TimeoutError):
                 pass
 
 
@@ -75,10 +76,11 @@ def command_server_backlog_5(port):
 
 class _EchoHandler(socketserver.BaseRequestHandler):
     def handle(self):
+        self.request.settimeout(10)
         try:
             while data := self.request.recv(1024):
                 self.request.sendall(data)
-        except ConnectionError:
+        except (ConnectionError, TimeoutError):
             pass
 
 
@@ -1029,8 +1031,23 @@ STRANGER_PYTHON = "/usr/bin/python3"  # one that user nobody may run (not in /ro
     not hasattr(os, "getuid") or os.getuid() != 0 or not os.path.exists(STRANGER_PYTHON),
     reason="needs root (to be another user) and a system python",
 )
-def test_a_connection_of_another_user_is_not_trusted():
+@pytest.mark.parametrize("tables", ["netlink", "proc"])
+def test_a_connection_of_another_user_is_not_trusted(tables, monkeypatch):
+    """The owners of a peer come from netlink's sock_diag (the sockets on one port), or,
+    where that does not answer, from /proc/net/tcp: both tell the stranger apart."""
+    from helpers.exercises import _checker
     from helpers.exercises._checker import from_this_process
+    from helpers.netlab import _netlink
+
+    if tables == "netlink":
+        assert _netlink.available(), "this Linux answers sock_diag"
+        asked = []
+        real = _netlink.rows_on_ports
+        monkeypatch.setattr(
+            _netlink, "rows_on_ports", lambda ports: asked.append(ports) or real(ports)
+        )
+    else:
+        monkeypatch.setattr(_checker._netlink, "rows_on_ports", lambda ports: None)
 
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -1058,6 +1075,8 @@ def test_a_connection_of_another_user_is_not_trusted():
                     assert from_this_process(peer, toward=conn.getsockname())
         finally:
             stranger.communicate(b"", timeout=10)
+    if tables == "netlink":
+        assert asked and all(len(ports) == 1 for ports in asked), asked  # one port, not all
 
 
 def _overrun(func):

@@ -527,3 +527,23 @@ def test_bytes_received_counts_what_arrived_read_or_not():
                 row = next(r for r in rows if r.local == mine)
                 assert row.bytes_received == 1000
                 assert row.bytes_received - row.rx_queue == 400
+
+
+def test_uid_is_the_owner_of_each_socket_as_in_proc():
+    """The checks' from_this_process asks netlink for the owner of a peer (one port's
+    sockets, not the whole table): each row's uid is /proc/net/tcp's, this user's."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            server, _ = listener.accept()
+            with server:
+                rows = _netlink.rows_on_ports({port})
+                assert {row.state for row in rows} == {"LISTEN", "ESTABLISHED"}, rows
+                assert {row.uid for row in rows} == {os.getuid()}, rows
+                proc = {}
+                with open("/proc/net/tcp") as table:
+                    for line in table.readlines()[1:]:
+                        fields = line.split()
+                        proc[(int(fields[1].split(":")[1], 16), fields[3])] = int(fields[7])
+                for row in rows:
+                    assert proc[(row.local[1], {"LISTEN": "0A"}.get(row.state, "01"))] == row.uid

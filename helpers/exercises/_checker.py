@@ -42,6 +42,7 @@ import time
 from dataclasses import dataclass
 
 from helpers import netlab
+from helpers.netlab import _netlink
 from helpers.netlab._output import RUNAWAY_LINES
 
 REPLY_TIMEOUT = 3.0  # a reply that has not come within 3 s is not coming
@@ -755,6 +756,10 @@ def _socket_owners(peer, kind: str, toward=None) -> set[int]:
     except ValueError:
         return set()
     port = int(peer[1])
+    if kind == "tcp":
+        owners = _tcp_owners_by_netlink(ip, port, toward)
+        if owners is not None:
+            return owners
     owners: set[int] = set()
     for suffix in ("", "6"):
         try:
@@ -784,6 +789,28 @@ def _socket_owners(peer, kind: str, toward=None) -> set[int]:
                 local = local.ipv4_mapped
             if local == ip or local.is_unspecified:
                 owners.add(int(fields[7]))
+    return owners
+
+
+def _tcp_owners_by_netlink(ip, port: int, toward=None) -> set[int] | None:
+    """``_socket_owners`` for TCP, asked of the kernel for the sockets on ``port`` only
+    (netlab's sock_diag query), instead of reading every socket of the machine from
+    /proc/net/tcp: on a busy shared host that is tens of thousands of lines per accepted
+    connection. None when netlink does not answer (the caller reads /proc then)."""
+    rows = _netlink.rows_on_ports({port})
+    if rows is None:
+        return None
+    owners: set[int] = set()
+    for row in rows:
+        if row.local[1] != port or row.state in ("LISTEN", "TIME_WAIT") or row.uid is None:
+            continue  # the other end of a connection to this port, or not a peer
+        if toward is not None and row.remote[1] != int(toward[1]):
+            continue  # the same local port, connected elsewhere (Linux allows it)
+        local = ipaddress.ip_address(row.local[0])
+        if isinstance(local, ipaddress.IPv6Address) and local.ipv4_mapped:
+            local = local.ipv4_mapped
+        if local == ip or local.is_unspecified:
+            owners.add(row.uid)
     return owners
 
 

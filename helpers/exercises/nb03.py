@@ -22,6 +22,7 @@ from ._checker import (
     EOF_TIMEOUT,
     REPLY_TIMEOUT,
     Failure,
+    abort,
     call_bounded,
     call_with_pieces,
     connect,
@@ -690,6 +691,52 @@ def _download_has_timeout(download_server):
     return check
 
 
+HINT_VANISHED = (
+    "A client may vanish in the middle of a download: sendall() then raises "
+    "ConnectionResetError or BrokenPipeError. Wrap one client's sendall in "
+    "`try: ... except (ConnectionError, TimeoutError): pass`, inside the loop, so that "
+    "the server closes that connection and serves the next client."
+)
+
+
+def _download_crash_hint(exc: BaseException) -> str | None:
+    return HINT_VANISHED if isinstance(exc, (ConnectionError, TimeoutError)) else None
+
+
+def _download_survives_a_vanishing_client(download_server):
+    def check():
+        big = BIG_DATA
+        sent = (
+            "data = 6 MiB; a client reads the first bytes and vanishes (a reset); then the "
+            "next client downloads all of it"
+        )
+        with serving(download_server, _download_crash_hint, args=(big,)) as server:
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # sendall() waits
+                sock.settimeout(5.0)
+                sock.connect(("127.0.0.1", server.port))
+                first, how = read_reply(sock, server, lambda d: len(d) > 0)
+                if not first:
+                    _judge_reply(first, how, big, sent, big=True)
+                abort(sock)  # your server is in sendall(): it gets the reset
+            server.wait_quiet(1.0)  # it has met the reset, and accepts the next client
+            with socket.socket() as sock:
+                sock.settimeout(5.0)
+                try:
+                    if not still_listens(server):
+                        raise ConnectionRefusedError
+                    sock.connect(("127.0.0.1", server.port))
+                except ConnectionRefusedError:
+                    raise Failure(
+                        "the next client was refused: your server had stopped",
+                        HINT_VANISHED,
+                        sent,
+                    ) from None
+                _expect_reply_then_eof(sock, server, big, sent, big=True)
+
+    return check
+
+
 def check_download_server(download_server) -> object:
     """Attack ``download_server(port, data)``: send ``data`` to each client, then close."""
     checks = [(case.title, _download_case(download_server, case)) for case in DOWNLOAD_CASES]
@@ -697,6 +744,12 @@ def check_download_server(download_server) -> object:
         (
             "the connection socket accept() returned has a timeout (conn.settimeout)",
             _download_has_timeout(download_server),
+        )
+    )
+    checks.append(
+        (
+            "a client that vanishes mid-download does not stop the server",
+            _download_survives_a_vanishing_client(download_server),
         )
     )
     return run_checks("download_server", checks)

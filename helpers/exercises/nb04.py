@@ -31,6 +31,7 @@ from ._checker import (
     read_to_eof,
     run_checks,
     send_in_background,
+    server_side,
     serving,
     show_bytes,
 )
@@ -72,9 +73,23 @@ HINT_CLOSE = (
     "over, so that the client sees the end."
 )
 HINT_EOF = "When recv returns b'' the client has finished: leave the loop (`if not data: break`)."
+HINT_TIMEOUT = (
+    "A client that connects and says nothing would hold a one-client-at-a-time server for "
+    "ever: give each connection a timeout as soon as accept() returns it "
+    "(conn.settimeout(10); in socketserver, `timeout = 10` in a StreamRequestHandler), and "
+    "catch TimeoutError with ConnectionError around that client's conversation."
+)
+HINT_TIMEOUT_CAUGHT = (
+    "When a silent client's timeout expires, recv raises TimeoutError: catch it with "
+    "ConnectionError, `except (ConnectionError, TimeoutError):`, around one client's "
+    "conversation (inside the loop), so that the server closes that connection and serves "
+    "the next client."
+)
 
 
 def _crash_hint(exc):
+    if isinstance(exc, TimeoutError):
+        return HINT_TIMEOUT_CAUGHT
     if isinstance(exc, UnicodeDecodeError):
         return (
             "Not every client sends valid UTF-8: an echo server sends back the bytes as they "
@@ -247,6 +262,59 @@ def _many(server, request_of, expected_of, count=20, mismatch=HINT_ONE_RECV):
                 )
 
 
+SILENT_TIMEOUT = 0.3  # the check shortens a silent client's timeout to this (not 10 s)
+
+
+def _silent_client(server, case: Scenario) -> None:
+    """A client that connects and sends nothing: the connection must have a timeout, and
+    when it expires the server closes that connection and serves the next client.
+
+    A timeout of 10 s would make the check wait 10 s, so once the server has set its
+    timeout the check shortens it (on the server's own socket): the client sends one
+    byte, the echo comes, and the server's next recv() waits SILENT_TIMEOUT s at most.
+    """
+    with connect(server) as sock:
+        theirs = None
+        for _ in range(3):  # the server has accepted, and waits in recv()
+            server.wait_quiet(1.0)
+            theirs = server_side(server, sock)
+            if theirs is not None:
+                break
+        if theirs is None:
+            data, how = read_to_eof(sock, server, timeout=EOF_TIMEOUT)
+            raise Failure(
+                _stopped(data, how) if how != "timeout" else "your server never accepted it",
+                HINT_LOOP,
+                case.sent,
+            )
+        waits = theirs.gettimeout()
+        if waits is None:
+            del theirs
+            raise Failure(
+                "the connection socket that accept() returned had no timeout "
+                "(conn.gettimeout() was None): a silent client would hold it for ever",
+                HINT_TIMEOUT,
+                case.sent,
+            )
+        shortened = waits > SILENT_TIMEOUT  # 0.0 is a non-blocking socket: nothing to shorten
+        if shortened:
+            theirs.settimeout(SILENT_TIMEOUT)
+        del theirs  # holding it would keep the server's socket open after the server closes it
+        if shortened:
+            sock.sendall(b"x")  # the server's next recv() then waits SILENT_TIMEOUT s at most
+            data, how = read_reply(sock, server, lambda d: len(d) >= 1)
+            _judge(data, how, b"x", case.sent)
+            data, how = read_to_eof(sock, server, timeout=SILENT_TIMEOUT + EOF_TIMEOUT)
+            if data:
+                raise Failure(
+                    f"after b'x' came {show_bytes(data)} too",
+                    "Send back exactly what you received, nothing more.",
+                    case.sent,
+                )
+            # "timeout": the server set its timeout again (its own 10 s): not waited for here
+    _conversation(server, b"next", b"next", case.sent + "; then another client sent b'next'")
+
+
 def _loopback_only(server) -> None:
     host = server.bound_address[0] if server.bound_address else "127.0.0.1"
     if host != "127.0.0.1":
@@ -357,6 +425,12 @@ ECHO_CASES = [
         _crowd,
         lambda i: b"client %d\n" % i * 50,
         lambda i: b"client %d\n" % i * 50,
+    ),
+    Scenario(
+        "a silent client: its connection times out, then the next client",
+        _silent_client,
+        sent=f"a client connects and sends nothing (the check shortens your timeout to "
+        f"{SILENT_TIMEOUT:g} s, and sends b'x' so that the next recv() waits that long)",
     ),
 ]
 

@@ -208,6 +208,15 @@ def _handler_hint(exc: BaseException) -> str:
     return "Read the exception: handle must echo until read() returns b'', then close."
 
 
+def _close_awaited(writer) -> bool:
+    """True when the close that ``writer.close()`` started has ended (as it has after
+    ``await writer.wait_closed()``). Read from the stream's protocol (asyncio's own
+    future for wait_closed); True where that is not there to read (another Python)."""
+    closed = getattr(getattr(writer, "_protocol", None), "_closed", None)
+    done = getattr(closed, "done", None)
+    return done() if callable(done) else True
+
+
 def _call_of(name: str) -> str:
     """``StreamWriter.drain`` -> ``writer.drain()``: the call as the learner wrote it."""
     owner, _, method = name.rpartition(".")
@@ -225,10 +234,13 @@ class _HandleCheck:
         self.crashes: list[tuple[str, str]] = []  # (what, hint); text only, no frame stays alive
         self.unawaited: list[str] = []
         self.client_resets = threading.Event()  # set when the check closes with unread data
+        self.unwaited_close = False  # it returned after writer.close(), before the close ended
 
     async def guarded(self, reader, writer):
         try:
             await self.handle(reader, writer)
+            if writer.is_closing() and not _close_awaited(writer):
+                self.unwaited_close = True
         except NotImplementedError:
             self.stub.set()
             writer.close()
@@ -348,6 +360,18 @@ def _handle_closes(judge, srv):
             "await writer.wait_closed() (a try/finally does it even after an error).",
             "b'bye', then the client half-closes",
         )
+    # The handler has returned by the time the client sees the end: without wait_closed()
+    # it returns at once after close(), before the event loop has closed the socket.
+    if judge.unwaited_close:
+        raise Failure(
+            "your handler returned right after writer.close(), without "
+            "`await writer.wait_closed()`",
+            "writer.close() only starts the close: the event loop closes the socket a "
+            "moment later. `await writer.wait_closed()` after it waits until the "
+            "connection is closed (the asyncio docs ask for it), so that nothing runs on "
+            "while the socket is still open.",
+            "b'bye', then the client half-closes",
+        )
 
 
 def _handle_big(judge, srv):
@@ -463,16 +487,20 @@ class GatherServer:
     new (no connection, no byte: a busy machine slows a correct client, it does not
     silence it; at most ``LONGEST`` s in all), everyone is closed
     without an answer (``most_open`` says how many connections came, ``missing_eof``
-    whether one of them never ended its request). Replies go out in reverse order of
-    arrival, each one after the previous client closed (waited for at most ``CLOSE_WAIT``
-    s), so "first finished" is never "first asked".
+    whether one of them never ended its request). The reply to ``last`` (the last request
+    of the list; else the last to arrive) goes out first, and the others only once its
+    client has closed (waited for at most ``CLOSE_WAIT`` s): so "first finished" is never
+    "first asked", and a list filled in the order the replies finished starts with the
+    wrong one on every run. The others then go out at once: a correct client (with its
+    own timeout, e.g. 5 s per recv) never waits for a chain of turns on a busy machine.
     """
 
     CLOSE_WAIT = 0.3
     LONGEST = 6.0  # within the 8 s that the learner's fetch_all may take
 
-    def __init__(self, count: int, patience: float = 2.0):
+    def __init__(self, count: int, patience: float = 2.0, last: bytes | None = None):
         self.count = count
+        self.last = last
         self.patience = patience
         self.most_open = 0
         self.missing_eof = False
@@ -542,14 +570,20 @@ class GatherServer:
             requests = self._gather()
             if requests is None:
                 return
-            for conn, request in reversed(list(zip(self.conns, requests, strict=True))):
+            pairs = list(reversed(list(zip(self.conns, requests, strict=True))))
+            first = next((pair for pair in pairs if pair[1] == self.last), None)
+            if first is not None:
+                pairs.remove(first)
+                pairs.insert(0, first)
+            for index, (conn, request) in enumerate(pairs):
                 conn.settimeout(5)
                 conn.sendall(reply_for(request))
                 conn.shutdown(socket.SHUT_WR)
-                conn.settimeout(self.CLOSE_WAIT)
-                with contextlib.suppress(OSError):
-                    while conn.recv(65536):
-                        pass
+                if index == 0:  # the others only once this client has read it all
+                    conn.settimeout(self.CLOSE_WAIT)
+                    with contextlib.suppress(OSError):
+                        while conn.recv(65536):
+                            pass
         except OSError:
             pass
         finally:
@@ -582,7 +616,7 @@ def _thread_errors_kept():
 
 
 def _fetch_exchange(fetch_all, requests, sent):
-    server = GatherServer(len(requests))
+    server = GatherServer(len(requests), last=requests[-1] if requests else None)
     returned = {}
 
     def at_return(port, reqs):

@@ -525,6 +525,67 @@ def _slow_reader(srv, stop):
     _echoes(srv, stop)  # and the server still serves the next client
 
 
+UNREAD_BYTES = 64 * 1024  # what the client sends while the server is stuck in sendall()
+HINT_UNREAD = (
+    "close() on a socket with bytes you have not read sends an RST, not a FIN: the client "
+    "gets ConnectionResetError and may lose the end of your replies. When you stop, read "
+    "what the client sent meanwhile before you close: `conn.setblocking(False)`, then "
+    "recv() until it raises BlockingIOError (or conn.shutdown(socket.SHUT_WR), then recv() "
+    "until b'')."
+)
+
+
+def _stops_with_unread_bytes(srv, stop):
+    # The server's sendall() is stuck (this client does not read, and the send buffer of
+    # the server's socket is made small), so the rest of what the client sends waits,
+    # unread, in the server's receive buffer when stop is set.
+    sent = (
+        f"a client sends {UNREAD_BYTES // 1024} KiB without reading the echo, so your "
+        "sendall() waits and the rest stays unread; then stop.set(), and the client reads"
+    )
+    payload = bytes(range(256)) * (UNREAD_BYTES // 256)
+    with socket.socket() as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * UNREAD_BYTES)
+        client.settimeout(5.0)
+        client.connect(("127.0.0.1", srv.port))
+        theirs = None
+        for _ in range(3):  # the server has accepted and waits for bytes
+            srv.wait_quiet(1.0)
+            theirs = server_side(srv, client)
+            if theirs is not None:
+                break
+        if theirs is None:
+            raise Failure("your server did not accept the client", HINT_STOP, sent)
+        theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # sendall() waits soon
+        del theirs
+        sender = send_in_background(client, payload, shut=False)
+        sender.join(5.0)  # all of it is in the buffers on the way (or read)
+        srv.wait_quiet(1.0)  # your server waits in sendall() for the client to read
+        stop.set()
+        try:
+            data, how = read_to_eof(client, None, timeout=3.0)
+        except OSError:
+            how = "reset"
+        try:
+            srv.wait(timeout=1.5)
+        except TimeoutError:
+            raise Failure("it was still running 1.5 s after stop.set()", HINT_STOP, sent) from None
+    if how == "reset":
+        raise Failure(
+            "the client got ConnectionResetError (an RST): your server closed the "
+            "connection with bytes of the client's still unread",
+            HINT_UNREAD,
+            sent,
+        )
+    if how != "eof":
+        raise Failure(
+            "your server returned, but the client's connection stayed open",
+            HINT_CLOSE_CLIENTS,
+            sent,
+        )
+
+
 # (title, scenario): each scenario(srv, stop) runs against a fresh graceful_server(port, stop)
 GRACEFUL_SCENARIOS = [
     ("echoes a client", _echoes),
@@ -534,6 +595,10 @@ GRACEFUL_SCENARIOS = [
     (
         "a client that reads slowly gets its whole echo, and the next one is served",
         _slow_reader,
+    ),
+    (
+        "stopped while bytes of the client's are unread: the client sees b'', not a reset",
+        _stops_with_unread_bytes,
     ),
 ]
 

@@ -88,6 +88,7 @@ _BC_OP = struct.Struct("=BBH")  # code, yes, no
 _MSG_HEAD = struct.Struct("=BB2x")
 _MSG_PORTS = struct.Struct("!HH")
 _MSG_QUEUES = struct.Struct("=II")
+_MSG_UID = struct.Struct("=I")
 _MSG_SIZE = 72
 # idiag_ext asks for INET_DIAG_INFO (attribute 2): the socket's struct tcp_info, whose
 # tcpi_bytes_received (RFC 4898's HCThruOctetsReceived, Linux 4.1+) sits at offset 128.
@@ -95,7 +96,7 @@ _INET_DIAG_INFO = 2
 _EXT_INFO = 1 << (_INET_DIAG_INFO - 1)
 _BYTES_RECEIVED = struct.Struct("=Q")
 _BYTES_RECEIVED_AT = 128
-_PORTS_AT, _SRC_AT, _DST_AT, _QUEUES_AT = 4, 8, 24, 56
+_PORTS_AT, _SRC_AT, _DST_AT, _QUEUES_AT, _UID_AT = 4, 8, 24, 56, 64
 
 _BUFSIZE = 65536  # more than the kernel puts in one dump message (at most 32 KiB)
 _MAX_BYTECODE = 65535 - _NLATTR.size  # an nlattr's length is 16 bits
@@ -110,6 +111,7 @@ class Row(NamedTuple):
     rx_queue: int  # idiag_rqueue
     tx_queue: int  # idiag_wqueue (a listener's backlog for LISTEN, see the module text)
     bytes_received: int | None = None  # tcpi_bytes_received: all bytes that arrived, ever
+    uid: int | None = None  # idiag_uid: the user owning the socket (0 for TIME_WAIT)
 
 
 class _Refused(Exception):
@@ -217,6 +219,7 @@ def _dump(nl: socket.socket, family: int, seq: int, bytecode: bytes, deadline: f
                         rqueue,
                         wqueue,
                         _bytes_received(data, body + _MSG_SIZE, offset + length),
+                        _MSG_UID.unpack_from(data, body + _UID_AT)[0],
                     )
                 )
             offset += (length + 3) & ~3
