@@ -295,3 +295,102 @@ def test_nb07_graceful_server_closing_with_unread_bytes_is_caught():
 
 def test_nb07_graceful_server_that_half_closes_and_drains_passes():
     assert_passes(nb07.check_graceful_server(graceful_half_closes_then_reads_to_the_end))
+
+
+# --- nb04 echo_server: send() that sends part of a chunk; command_server's silent client ----
+
+
+def echo_with_send_of_big_chunks(port):
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    s.listen()
+    while True:
+        conn, _ = s.accept()
+        conn.settimeout(10)
+        with conn:
+            try:
+                while data := conn.recv(65536):
+                    conn.send(data)  # its return value (how much it took) is ignored
+            except (ConnectionError, TimeoutError):
+                pass
+
+
+def test_nb04_send_that_takes_only_part_of_a_chunk_is_caught():
+    verdict = nb04.check_echo_server(echo_with_send_of_big_chunks)
+    fails_with(verdict, "sendall()", "only part", what=["of 262,144 bytes came back"])
+    assert "✗ 256 KiB to a client that reads only once your server waits" in str(verdict)
+
+
+def command_server_without_timeout(port):
+    from helpers.exercises.solutions.nb04 import serve_lines
+
+    with socket.create_server(("127.0.0.1", port)) as s:
+        while True:
+            conn, _ = s.accept()
+            with conn:
+                try:
+                    serve_lines(conn)
+                except ConnectionError:
+                    pass
+
+
+def command_server_timeout_not_caught(port):
+    from helpers.exercises.solutions.nb04 import serve_lines
+
+    with socket.create_server(("127.0.0.1", port)) as s:
+        while True:
+            conn, _ = s.accept()
+            conn.settimeout(10)
+            with conn:
+                try:
+                    serve_lines(conn)
+                except ConnectionError:
+                    pass
+
+
+def test_nb04_command_server_silent_client():
+    fails_with(
+        nb04.check_command_server(command_server_without_timeout),
+        "conn.settimeout(10)",
+        what=["had no timeout"],
+    )
+    fails_with(
+        nb04.check_command_server(command_server_timeout_not_caught),
+        "except (ConnectionError, TimeoutError)",
+        what=["crashed with TimeoutError"],
+    )
+
+
+# --- nb03 download_server: a client that stops reading; a timeout on the listener -----------
+
+
+def download_timeout_not_caught(port, data):
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    s.listen()
+    while True:
+        conn, _ = s.accept()
+        conn.settimeout(5)
+        with conn:
+            try:
+                conn.sendall(data)
+            except ConnectionError:  # a client that stops reading raises TimeoutError
+                pass
+
+
+def test_nb03_download_server_that_does_not_catch_timeout_error_is_caught():
+    verdict = nb03.check_download_server(download_timeout_not_caught)
+    fails_with(verdict, "stops reading", "TimeoutError", what=["crashed with TimeoutError"])
+    assert "✗ a client that stops reading: after your timeout" in str(verdict)
+
+
+def test_a_timeout_on_the_listening_socket_is_named_when_accept_raises():
+    from helpers.exercises._checker import _crash_hint
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.01)
+        try:
+            conn, addr = listener.accept()
+        except TimeoutError as exc:
+            error = exc
+    assert "the listening socket has a timeout" in _crash_hint(None, error)

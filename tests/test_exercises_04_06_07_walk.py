@@ -178,12 +178,18 @@ def test_nb04_reference_server_is_named_in_its_cell():
 
 def test_nb04_06_07_exercise_intros_say_what_to_run_after_a_restart():
     for name in [
+        "01-first-server-and-client.ipynb",
+        "02-anatomy-of-a-connection.ipynb",
+        "03-bytes-and-streams.ipynb",
         "04-echo-and-protocols.ipynb",
         "06-udp.ipynb",
         "07-timeouts-errors-and-shutdown.ipynb",
     ]:
         texts = [cell_source(c) for c in notebook_cells(name)]
         assert any("After a kernel restart, run the notebook's first cell" in t for t in texts)
+    # notebook 05's exercises import in a cell of their own, the one right after the intro
+    texts = [cell_source(c) for c in notebook_cells("05-many-clients.ipynb")]
+    assert any("After a kernel\nrestart, run the next cell first" in t for t in texts)
 
 
 # --- notebook 06, Exercise 1: a changed reply is named ------------------------------------

@@ -67,10 +67,11 @@ def command_server_backlog_5(port):
     s.listen(5)
     while True:
         conn, addr = s.accept()
+        conn.settimeout(10)
         with conn:
             try:
                 sol04.serve_lines(conn)
-            except ConnectionError:
+            except (ConnectionError, TimeoutError):
                 pass
 
 

@@ -39,6 +39,7 @@ import sys
 import textwrap
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 
 from helpers import netlab
@@ -644,10 +645,30 @@ def _crash_hint(crash_hints, exc: BaseException) -> str | None:
             "Sockets carry bytes, not str: send text.encode() (or a b'...' literal), "
             "and decode what you receive with .decode()."
         )
+    if isinstance(exc, TimeoutError) and ".accept(" in _raising_line(exc):
+        return (
+            "accept() raised TimeoutError: the listening socket has a timeout, so accept() "
+            "gives up when no client comes for a while, and the server stops. Give the "
+            "timeout to each connection instead (conn.settimeout(...) right after accept()), "
+            "or catch the TimeoutError of accept() and accept again."
+        )
     specific = crash_hints(exc) if crash_hints else None
     if specific is None and isinstance(exc, NameError):
         return name_error_hint(exc)
     return specific
+
+
+def _raising_line(exc: BaseException) -> str:
+    """The line of the learner's code where ``exc`` came from (the frames of netlab and of
+    Python's own library, such as socket.py's accept(), left out)."""
+    library = os.path.dirname(socket.__file__)
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if "helpers/netlab" not in frame.filename.replace("\\", "/")
+        and not frame.filename.startswith(library)
+    ]
+    return (frames[-1].line or "") if frames else ""
 
 
 def name_error_hint(exc: NameError) -> str:
@@ -688,7 +709,9 @@ def _close_name(exc: NameError) -> str | None:
     # the function's own names first, where typos are (0.6: 'adress' for 'addr'); then,
     # stricter, the notebook's and Python's ('recv_message' is not 'recv_exactly': that
     # one is another cell's function, not run again since a restart)
-    for known, cutoff in ((frame.f_locals, 0.6), (frame.f_globals, 0.8), (dir(builtins), 0.8)):
+    # (netlab keeps the names of a crashed server's locals: it let go of their values)
+    local = getattr(exc, "netlab_local_names", None) or frame.f_locals
+    for known, cutoff in ((local, 0.6), (frame.f_globals, 0.8), (dir(builtins), 0.8)):
         close = difflib.get_close_matches(name, [k for k in known if k != name], 1, cutoff)
         if close:
             return close[0]
@@ -876,6 +899,20 @@ def server_side(server, sock: socket.socket) -> socket.socket | None:
         except OSError:
             continue  # closed, or a listening socket (no peer)
     return None
+
+
+def queued(sock, request_name: str) -> int | None:
+    """Bytes in ``sock``'s receive queue (FIONREAD) or send queue (TIOCOUTQ), as the
+    kernel counts them; None where the ioctl does not exist (Windows) or fails."""
+    try:
+        import fcntl
+        import termios
+
+        request = getattr(termios, request_name)
+        raw = fcntl.ioctl(sock.fileno(), request, b"\0\0\0\0")
+    except (ImportError, AttributeError, OSError, ValueError):
+        return None
+    return int.from_bytes(raw, "little" if sys.byteorder == "little" else "big", signed=True)
 
 
 def read_reply(sock, server, until, limit: int = 64 * 1024 * 1024, timeout=REPLY_TIMEOUT):

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
+import time
 from dataclasses import dataclass
 
 from ._checker import (
@@ -699,8 +701,65 @@ HINT_VANISHED = (
 )
 
 
+HINT_STALLED = (
+    "A client that stops reading makes sendall() wait until your timeout, and then raise "
+    "TimeoutError: catch it with ConnectionError, `except (ConnectionError, TimeoutError):`, "
+    "around one client's sendall (inside the loop), so that the server closes that "
+    "connection and serves the next client."
+)
+STALL_WAIT = 6.0  # a timeout up to this long is waited for (the task says 5 s)
+
+
 def _download_crash_hint(exc: BaseException) -> str | None:
-    return HINT_VANISHED if isinstance(exc, (ConnectionError, TimeoutError)) else None
+    if isinstance(exc, TimeoutError):
+        return HINT_STALLED
+    return HINT_VANISHED if isinstance(exc, ConnectionError) else None
+
+
+def _next_client_downloads_all(server, big, sent, hint) -> None:
+    with socket.socket() as sock:
+        sock.settimeout(5.0)
+        try:
+            if not still_listens(server):
+                raise ConnectionRefusedError
+            sock.connect(("127.0.0.1", server.port))
+        except ConnectionRefusedError:
+            raise Failure(
+                "the next client was refused: your server had stopped", hint, sent
+            ) from None
+        _expect_reply_then_eof(sock, server, big, sent, big=True)
+
+
+def _download_survives_a_stalled_client(download_server):
+    def check():
+        big = BIG_DATA
+        sent = (
+            "data = 6 MiB; a client reads the first bytes, then nothing (your sendall() waits "
+            "until your timeout); then the next client downloads all of it"
+        )
+        with serving(download_server, _download_crash_hint, args=(big,)) as server:
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # sendall() waits
+                sock.settimeout(5.0)
+                sock.connect(("127.0.0.1", server.port))
+                first, how = read_reply(sock, server, lambda d: len(d) > 0)
+                if not first:
+                    _judge_reply(first, how, big, sent, big=True)
+                theirs = server_side(server, sock)
+                waits = theirs.gettimeout() if theirs is not None else None
+                if waits is None or waits > STALL_WAIT:
+                    return  # no timeout: its own row says so; a longer one is not waited for
+                # Until your timeout has ended the wait (the socket closed) or the server
+                # has stopped: a condition looked at in short slices, bounded.
+                deadline = time.monotonic() + waits + 2.0
+                pause = threading.Event()
+                while theirs.fileno() != -1 and server.running and time.monotonic() < deadline:
+                    pause.wait(0.05)
+                del theirs
+            server.wait_quiet(1.0)  # it has met the timeout, and accepts the next client
+            _next_client_downloads_all(server, big, sent, HINT_STALLED)
+
+    return check
 
 
 def _download_survives_a_vanishing_client(download_server):
@@ -720,19 +779,7 @@ def _download_survives_a_vanishing_client(download_server):
                     _judge_reply(first, how, big, sent, big=True)
                 abort(sock)  # your server is in sendall(): it gets the reset
             server.wait_quiet(1.0)  # it has met the reset, and accepts the next client
-            with socket.socket() as sock:
-                sock.settimeout(5.0)
-                try:
-                    if not still_listens(server):
-                        raise ConnectionRefusedError
-                    sock.connect(("127.0.0.1", server.port))
-                except ConnectionRefusedError:
-                    raise Failure(
-                        "the next client was refused: your server had stopped",
-                        HINT_VANISHED,
-                        sent,
-                    ) from None
-                _expect_reply_then_eof(sock, server, big, sent, big=True)
+            _next_client_downloads_all(server, big, sent, HINT_VANISHED)
 
     return check
 
@@ -750,6 +797,12 @@ def check_download_server(download_server) -> object:
         (
             "a client that vanishes mid-download does not stop the server",
             _download_survives_a_vanishing_client(download_server),
+        )
+    )
+    checks.append(
+        (
+            "a client that stops reading: after your timeout, the next client is served",
+            _download_survives_a_stalled_client(download_server),
         )
     )
     return run_checks("download_server", checks)

@@ -73,6 +73,11 @@ HINT_CLOSE = (
     "over, so that the client sees the end."
 )
 HINT_EOF = "When recv returns b'' the client has finished: leave the loop (`if not data: break`)."
+HINT_SENDALL = (
+    "send() may send only part of what you give it (it returns how many bytes it took): "
+    "with a timeout on the socket it does so whenever the client reads slowly. Use "
+    "sendall(), which sends it all."
+)
 HINT_TIMEOUT = (
     "A client that connects and says nothing would hold a one-client-at-a-time server for "
     "ever: give each connection a timeout as soon as accept() returns it "
@@ -270,9 +275,11 @@ def _silent_client(server, case: Scenario) -> None:
     when it expires the server closes that connection and serves the next client.
 
     A timeout of 10 s would make the check wait 10 s, so once the server has set its
-    timeout the check shortens it (on the server's own socket): the client sends one
-    byte, the echo comes, and the server's next recv() waits SILENT_TIMEOUT s at most.
+    timeout the check shortens it (on the server's own socket): the client sends
+    ``case.send`` (b'x' when empty), its reply ``case.expect`` comes, and the server's
+    next recv() waits SILENT_TIMEOUT s at most. The next client sends the same.
     """
+    probe, reply = case.send or b"x", case.expect or b"x"
     with connect(server) as sock:
         theirs = None
         for _ in range(3):  # the server has accepted, and waits in recv()
@@ -301,18 +308,56 @@ def _silent_client(server, case: Scenario) -> None:
             theirs.settimeout(SILENT_TIMEOUT)
         del theirs  # holding it would keep the server's socket open after the server closes it
         if shortened:
-            sock.sendall(b"x")  # the server's next recv() then waits SILENT_TIMEOUT s at most
-            data, how = read_reply(sock, server, lambda d: len(d) >= 1)
-            _judge(data, how, b"x", case.sent)
+            sock.sendall(probe)  # the server's next recv() then waits SILENT_TIMEOUT s at most
+            data, how = read_reply(sock, server, lambda d: len(d) >= len(reply))
+            _judge(data, how, reply, case.sent, mismatch=case.hint)
             data, how = read_to_eof(sock, server, timeout=SILENT_TIMEOUT + EOF_TIMEOUT)
             if data:
                 raise Failure(
-                    f"after b'x' came {show_bytes(data)} too",
+                    f"after {show_bytes(reply)} came {show_bytes(data)} too",
                     "Send back exactly what you received, nothing more.",
                     case.sent,
                 )
             # "timeout": the server set its timeout again (its own 10 s): not waited for here
-    _conversation(server, b"next", b"next", case.sent + "; then another client sent b'next'")
+    _conversation(
+        server,
+        probe,
+        reply,
+        f"{case.sent}; then another client sent {show_bytes(probe)}",
+        mismatch=case.hint,
+    )
+
+
+def _slow_reader(server, case: Scenario) -> None:
+    """A client that sends ``case.send`` and reads the echo only once the server waits:
+    the server's socket gets a small send buffer, so the echo has to wait for the client,
+    and a send() (with the timeout the task asks for) then sends only part of a chunk."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window
+        sock.settimeout(REPLY_TIMEOUT)
+        sock.connect(("127.0.0.1", server.port))
+        theirs = None
+        for _ in range(3):  # the server has accepted, and waits in recv()
+            server.wait_quiet(1.0)
+            theirs = server_side(server, sock)
+            if theirs is not None:
+                break
+        if theirs is not None:
+            theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        del theirs
+        sender = send_in_background(sock, case.send, shut=True)
+        server.wait_quiet(1.0)  # the server waits for the client to read its echo
+        data, how = read_reply(sock, server, lambda d: len(d) >= len(case.expect))
+        sender.join(REPLY_TIMEOUT)
+        if data == case.expect:
+            return
+        if how in ("timeout", "eof") and len(data) < len(case.expect):
+            raise Failure(
+                f"only {len(data):,} of {len(case.expect):,} bytes came back",
+                HINT_SENDALL,
+                case.sent,
+            )
+        _judge(data, how, case.expect, case.sent)
 
 
 def _loopback_only(server) -> None:
@@ -425,6 +470,13 @@ ECHO_CASES = [
         _crowd,
         lambda i: b"client %d\n" % i * 50,
         lambda i: b"client %d\n" % i * 50,
+    ),
+    Scenario(
+        "256 KiB to a client that reads only once your server waits",
+        _slow_reader,
+        GARBAGE[: 256 * 1024],
+        GARBAGE[: 256 * 1024],
+        "256 KiB; the client reads the echo only once your server waits for it",
     ),
     Scenario(
         "a silent client: its connection times out, then the next client",
@@ -726,6 +778,15 @@ COMMAND_SERVER_CASES = [
         b"BYE\nPONG\n",
         "b'ECHO BYE\\nPING\\n', then end of sending",
         HINT_QUIT_ONLY,
+    ),
+    Scenario(
+        "a silent client: its connection times out, then the next client",
+        _silent_client,
+        b"PING\n",
+        b"PONG\n",
+        f"a client connects and sends nothing (the check shortens your timeout to "
+        f"{SILENT_TIMEOUT:g} s, and sends b'PING\\n' so that the next recv() waits that long)",
+        HINT_LINES,
     ),
 ]
 

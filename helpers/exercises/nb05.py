@@ -21,7 +21,6 @@ import logging
 import random
 import selectors
 import socket
-import sys
 import threading
 import time
 import traceback
@@ -37,6 +36,7 @@ from helpers.exercises._checker import (
     describe_exception,
     from_this_process,
     many_clients,
+    queued,
     read_reply,
     read_to_eof,
     returned_none,
@@ -912,20 +912,6 @@ def _thread_cpu(threads: list[threading.Thread]) -> float | None:
     return total
 
 
-def _queued(sock, request_name: str) -> int | None:
-    """Bytes in ``sock``'s receive queue (FIONREAD) or send queue (TIOCOUTQ), as the
-    kernel counts them; None where the ioctl does not exist (Windows) or fails."""
-    try:
-        import fcntl
-        import termios
-
-        request = getattr(termios, request_name)
-        raw = fcntl.ioctl(sock.fileno(), request, b"\0\0\0\0")
-    except (ImportError, AttributeError, OSError, ValueError):
-        return None
-    return int.from_bytes(raw, "little" if sys.byteorder == "little" else "big", signed=True)
-
-
 def _server_read_all(srv, theirs, mine, bound: float = 3.0) -> None:
     """Wait until the server has read everything the client ``mine`` sent (the kernel's
     queues on both ends empty) or has stopped reading (its queue did not shrink for
@@ -934,11 +920,11 @@ def _server_read_all(srv, theirs, mine, bound: float = 3.0) -> None:
     deadline = time.monotonic() + bound
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
-        unread = _queued(theirs, "FIONREAD") if theirs is not None else None
+        unread = queued(theirs, "FIONREAD") if theirs is not None else None
         if unread is None:
             pause.wait(0.3)  # no way to ask the kernel: give the server a moment, bounded
             return
-        if unread == 0 and not _queued(mine, "TIOCOUTQ"):
+        if unread == 0 and not queued(mine, "TIOCOUTQ"):
             return
         if unread != last:
             last, since = unread, time.monotonic()

@@ -32,6 +32,7 @@ from helpers.exercises._checker import (
     connect,
     connected_pair,
     describe_exception,
+    queued,
     read_reply,
     read_to_eof,
     returned_none,
@@ -525,7 +526,8 @@ def _slow_reader(srv, stop):
     _echoes(srv, stop)  # and the server still serves the next client
 
 
-UNREAD_BYTES = 64 * 1024  # what the client sends while the server is stuck in sendall()
+UNREAD_STEP = 8 * 1024  # the client sends this much at a time ...
+UNREAD_LIMIT = 4 << 20  # ... until bytes of it wait unread in the server's socket (or this)
 HINT_UNREAD = (
     "close() on a socket with bytes you have not read sends an RST, not a FIN: the client "
     "gets ConnectionResetError and may lose the end of your replies. When you stop, read "
@@ -536,17 +538,18 @@ HINT_UNREAD = (
 
 
 def _stops_with_unread_bytes(srv, stop):
-    # The server's sendall() is stuck (this client does not read, and the send buffer of
-    # the server's socket is made small), so the rest of what the client sends waits,
-    # unread, in the server's receive buffer when stop is set.
+    # The client sends without reading the echo, and the server's socket gets a small
+    # send buffer, so its sendall() soon waits. The client goes on, a step at a time,
+    # until the kernel says that bytes of it wait in the server's socket, unread (all
+    # of them arrived: none still on the client's side); then stop.set().
     sent = (
-        f"a client sends {UNREAD_BYTES // 1024} KiB without reading the echo, so your "
-        "sendall() waits and the rest stays unread; then stop.set(), and the client reads"
+        f"a client sends {UNREAD_STEP // 1024} KiB at a time without reading the echo, "
+        "until your sendall() waits and bytes of the client's wait unread in your socket; "
+        "then stop.set(), and the client reads"
     )
-    payload = bytes(range(256)) * (UNREAD_BYTES // 256)
+    step = bytes(range(256)) * (UNREAD_STEP // 256)
     with socket.socket() as client:
         client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * UNREAD_BYTES)
         client.settimeout(5.0)
         client.connect(("127.0.0.1", srv.port))
         theirs = None
@@ -558,10 +561,18 @@ def _stops_with_unread_bytes(srv, stop):
         if theirs is None:
             raise Failure("your server did not accept the client", HINT_STOP, sent)
         theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # sendall() waits soon
+        total = 0
+        while total < UNREAD_LIMIT:
+            try:
+                client.sendall(step)
+            except OSError:
+                break  # the server closed: the reading below says how
+            total += len(step)
+            srv.wait_quiet(1.0)  # the server has read what it will (or waits in sendall)
+            unread = queued(theirs, "FIONREAD")
+            if unread is None or (unread > 0 and queued(client, "TIOCOUTQ") == 0):
+                break  # bytes wait unread on the server's side, none on the client's
         del theirs
-        sender = send_in_background(client, payload, shut=False)
-        sender.join(5.0)  # all of it is in the buffers on the way (or read)
-        srv.wait_quiet(1.0)  # your server waits in sendall() for the client to read
         stop.set()
         try:
             data, how = read_to_eof(client, None, timeout=3.0)

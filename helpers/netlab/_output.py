@@ -21,6 +21,7 @@ Rules of this file:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import threading
@@ -158,6 +159,15 @@ def emit(label: str, entries, dropped: int = 0) -> None:
             + [("stdout", f"(netlab: {left_out} more lines not shown; srv.output() has them)")]
             + list(entries[-SHOW_TAIL:])
         )
+    other = {"stdout": "stderr", "stderr": "stdout"}
+    for stream in {other[name] for name, _ in entries}:
+        # What was written before on the other stream is sent first: the kernel buffers
+        # each stream on its own, and a server's stderr line would overtake the main
+        # thread's stdout on screen (within one stream the order is kept anyway).
+        target = _raw(stream)
+        if target is not None:
+            with contextlib.suppress(OSError, ValueError):
+                target.flush()
     for stream, line in entries:
         target = _raw(stream)
         if target is None:

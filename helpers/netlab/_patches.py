@@ -222,9 +222,9 @@ def _mark(sock, name: str, data) -> None:
         return
     if data is not None and isinstance(data, str):
         error = TypeError(f"a bytes-like object is required, not '{type(data).__name__}'")
+        what = f"{data!r}.encode()" if len(data) <= 40 else "the str's .encode()"
         error.add_note(
-            f"netlab: sockets carry bytes, not str. Send {data[:20]!r}.encode() "
-            "(or a b'...' literal) instead."
+            f"netlab: sockets carry bytes, not str. Send {what} (or a b'...' literal) instead."
         )
         raise error
     group.mark(sock, name, data)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import ctypes
 import enum
 import errno
@@ -39,6 +40,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 import weakref
 
 from . import _output, _patches
@@ -635,10 +637,12 @@ class Server(Group):
 
     def _crashed(self, exc: BaseException) -> None:
         if self.stopping:
+            _release_frames(exc)
             return  # woken by stop(): the learner's call failed because we closed its socket
+        text = format_traceback(exc)
+        _release_frames(exc)
         with self.cond:
             self._errors.append(exc)
-        text = format_traceback(exc)
         thread = threading.current_thread().name
         self.log.note("stderr", f"exception in server thread {thread}:\n{text}")
 
@@ -670,6 +674,41 @@ class Server(Group):
                 self._state = State.RUNNING
         self._ready.set()
         self._started.set()
+
+
+def _prime_module_cache() -> None:
+    """Let ``inspect`` map every imported module's file now, before the server runs.
+
+    IPython formats a traceback (an Interrupt's too) with ``inspect.getmodule``, which
+    the first time maps the file of every module in ``sys.modules``: thousands of
+    ``lstat`` calls, each of which gives up the GIL. With a learner's server spinning in
+    Python meanwhile, each one then waits for the GIL (up to 5 ms, the switch interval),
+    and an interrupted cell took more than 5 s to end (tests/test_promise.py, cruncher).
+    Done here, with no new server running yet, later calls map only newer modules."""
+    with contextlib.suppress(Exception):
+        inspect.getmodule(sys._getframe())
+
+
+def _release_frames(exc: BaseException) -> None:
+    """Let go of what the crashed code's frames held, as Python does once it has printed
+    an uncaught exception: netlab keeps the exception (``errors``), and its traceback
+    would keep every local variable alive, sockets included. A socket that only the
+    crashed function held is then closed at once (its client sees the end, instead of
+    waiting for its own timeout); one that a live thread still uses stays open. The names
+    of the innermost frame's variables are kept (``netlab_local_names``): a check's
+    "did you mean" for a NameError looks at them."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None:
+        with contextlib.suppress(AttributeError, TypeError):
+            code = tb.tb_frame.f_code  # (not f_locals: that would keep a copy of the values)
+            exc.netlab_local_names = code.co_varnames + code.co_cellvars + code.co_freevars
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        traceback.clear_frames(exc.__traceback__)  # (frames still running are skipped)
+        exc = exc.__cause__ or exc.__context__
 
 
 def _settle_before_main_prints() -> None:
@@ -741,6 +780,7 @@ def serve(
     """
     _patches.install()  # done at import already; here too for a process that forked since
     _output.route_output()  # the kernel, pytest or %%capture may have a new stream in place
+    _prime_module_cache()
     name = name or getattr(target, "__name__", "server")
     with _registry_lock:
         previous = _registry.pop(name, None)
