@@ -75,7 +75,8 @@ HINT_CLOSE = (
 HINT_EOF = "When recv returns b'' the client has finished: leave the loop (`if not data: break`)."
 HINT_SENDALL = (
     "send() may send only part of what you give it (it returns how many bytes it took): "
-    "with a timeout on the socket it does so whenever the client reads slowly. Use "
+    "with a timeout on the socket it can, when the client reads slowly and the chunk is "
+    "big (here: 64 KiB chunks came back short). Use "
     "sendall(), which sends it all."
 )
 HINT_TIMEOUT = (

@@ -368,7 +368,8 @@ def _handle_closes(judge, srv):
             "`await writer.wait_closed()`",
             "writer.close() only starts the close: the event loop closes the socket a "
             "moment later. `await writer.wait_closed()` after it waits until the "
-            "connection is closed (the asyncio docs ask for it), so that nothing runs on "
+            "connection is closed (the asyncio docs say to use it with close()), so that "
+            "nothing runs on "
             "while the socket is still open.",
             "b'bye', then the client half-closes",
         )
