@@ -53,6 +53,11 @@ if os.environ.get("NETLAB_PORT_FROM") == "conftest.py" or "NETLAB_PORT" not in o
 # later, and in between a kernel of another worker (or anything else) can take one: that
 # kernel then dies before it answers kernel_info. IPC has no ports to lose. (tests/
 # kernelcells.py chooses IPC for its kernels itself.)
+#
+# The kernels' TMPDIR is a folder in it too. nbval ends a kernel with SIGKILL
+# (shutdown_kernel(now=True)), so what a notebook leaves for its interpreter's exit to
+# remove stays behind: notebook 10's TemporaryDirectory of keys, one per run, in /tmp.
+# Here it goes with the folder when this process exits.
 def _kernels_over_ipc() -> None:
     try:
         from jupyter_client.manager import KernelManager
@@ -62,6 +67,8 @@ def _kernels_over_ipc() -> None:
         return
     folder = tempfile.mkdtemp(prefix="kernels-")
     atexit.register(shutil.rmtree, folder, True)
+    kernels_tmp = os.path.join(folder, "tmp")
+    os.mkdir(kernels_tmp)
     numbers = itertools.count(1)
     pre_start = KernelManager._async_pre_start_kernel
 
@@ -69,6 +76,7 @@ def _kernels_over_ipc() -> None:
         if self.transport == "tcp" and not self._connection_file_written:
             self.transport = "ipc"
             self.ip = os.path.join(folder, f"k{next(numbers)}")
+        kw["env"] = {**(kw.get("env") or os.environ), "TMPDIR": kernels_tmp}
         return await pre_start(self, **kw)
 
     KernelManager._async_pre_start_kernel = _async_pre_start_kernel

@@ -112,3 +112,47 @@ def test_a_port_named_by_a_person_is_explained_and_the_tests_own_is_not(monkeypa
     assert _ports.preferred_reason() == "NETLAB_PORT gives you port 21101 instead of 5000"
     monkeypatch.setenv("NETLAB_PORT_FROM", "conftest.py")
     assert _ports.preferred_reason() is None
+
+
+LEFT_BEHIND = """
+import os, sys
+sys.path.insert(0, {root!r})
+import conftest  # noqa: F401  (what pytest imports first)
+from jupyter_client.manager import KernelManager
+
+km = KernelManager(kernel_name="python3")
+km.start_kernel()
+client = km.client()
+client.start_channels()
+client.wait_for_ready(timeout=60)
+code = "import tempfile; keys = tempfile.TemporaryDirectory(prefix='nb10-'); print(keys.name)"
+reply = []
+client.execute(code)
+while True:
+    msg = client.get_iopub_msg(timeout=30)
+    if msg["msg_type"] == "stream":
+        reply.append(msg["content"]["text"])
+    if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle" and reply:
+        break
+client.stop_channels()
+km.shutdown_kernel(now=True)  # as nbval ends every notebook's kernel: SIGKILL
+folder = "".join(reply).strip()
+print("LEFT", folder, os.path.isdir(folder))
+"""
+
+
+def test_what_a_killed_kernel_leaves_in_its_tmp_goes_when_the_run_ends(tmp_path):
+    """nbval kills each notebook's kernel, so notebook 10's TemporaryDirectory of keys was
+    never removed: one folder of private keys in /tmp per run (40 after a day's runs).
+    conftest.py gives kernels a TMPDIR inside its own folder, removed when the run ends."""
+    script = tmp_path / "left_behind.py"
+    script.write_text(LEFT_BEHIND.format(root=str(ROOT)), encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    line = next(x for x in result.stdout.splitlines() if x.startswith("LEFT "))
+    _, folder, existed = line.split()
+    assert existed == "True", line  # the kill left it, as it leaves notebook 10's keys
+    assert not folder.startswith(os.path.join(tempfile.gettempdir(), "nb10-")), folder
+    assert not os.path.exists(folder), f"{folder} is still there after the run ended"
