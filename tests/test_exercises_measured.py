@@ -484,7 +484,7 @@ async def handle_time_sleep(reader, writer):
         writer.close()
 
 
-async def handle_blocking_recv(reader, writer):
+async def handle_sleep_after_reply(reader, writer):
     try:
         while data := await reader.read(65536):
             writer.write(data)
@@ -494,7 +494,28 @@ async def handle_blocking_recv(reader, writer):
         writer.close()
 
 
-@pytest.mark.parametrize("handle", [handle_time_sleep, handle_blocking_recv])
+async def handle_blocking_recv(reader, writer):
+    # a handler ported from threads that asks another service with a plain socket: its
+    # recv() blocks the loop (here the service stays silent; recv waits out 0.8 s)
+    service, silent = socket.socketpair()
+    service.settimeout(0.8)
+    try:
+        while data := await reader.read(65536):
+            try:
+                data += service.recv(1024)
+            except TimeoutError:
+                pass
+            writer.write(data)
+            await writer.drain()
+    finally:
+        service.close()
+        silent.close()
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    "handle", [handle_time_sleep, handle_sleep_after_reply, handle_blocking_recv]
+)
 def test_nb05_handle_that_blocks_the_loop_fails(handle):
     fails_with(nb05.check_handle(handle), "event loop")
 
