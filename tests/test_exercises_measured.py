@@ -1031,10 +1031,14 @@ def test_nb04_echo_server_with_asyncio_run_passes_and_stops():
     assert not [t for t in leftover if t.is_alive()], leftover
 
 
-def test_nb03_upper_server_solution_survives_bad_bytes():
+def test_nb03_upper_server_solution_survives_a_reset_and_bad_bytes():
     from helpers import netlab
 
     with netlab.serve(sol03.upper_server, port=None, announce=False, name="bad-bytes") as srv:
+        # a client that resets its connection mid-request (close with SO_LINGER 0)
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as vanishing:
+            vanishing.sendall(b"half a requ")
+            vanishing.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         for request, expected in [(b"\xff\xfe", b""), (b"abc", b"ABC")]:
             with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as client:
                 client.sendall(request)
