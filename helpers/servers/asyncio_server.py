@@ -47,8 +47,8 @@ async def echo_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         writer.close()  # sends what is still buffered, then the FIN
         # Bounded: for a client that does not read, the buffer never empties and the close
         # never completes; abort() then drops the connection (and the buffer) at once.
-        # Python 3.11 logs a spurious "Exception in callback" when a client task ends
-        # cancelled (fixed in 3.12), so a stop that arrives while we close is swallowed too.
+        # A stop (CancelledError) that arrives while we close is swallowed too: else the
+        # Python 3.11 of this course logs a spurious "Exception in callback" for it.
         with contextlib.suppress(ConnectionError, TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(writer.wait_closed(), IDLE_TIMEOUT)
         writer.transport.abort()  # nothing left to do if the close completed
