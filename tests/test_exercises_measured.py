@@ -309,6 +309,31 @@ def command_server_makefile_no_flush(port):
                 pass
 
 
+def command_server_makefile_never_flushed(port):
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    s.listen()
+    while True:
+        conn, addr = s.accept()
+        f = conn.makefile("rwb")  # never flushed, never closed: conn.close() cannot end it
+        try:
+            for line in f:
+                reply = sol04.handle_command(line.rstrip(b"\r\n").decode())
+                f.write(reply.encode() + b"\n")
+                if reply == "BYE":
+                    break
+        except (ConnectionError, UnicodeDecodeError):
+            pass
+        conn.close()
+
+
+def test_nb04_command_server_never_flushing_its_makefile_is_told_to_flush():
+    """Its replies never leave the file's buffer (the walkthrough's answer): the verdict
+    says nothing came while the connection stayed open, and names flush()."""
+    verdict = nb04.check_command_server(command_server_makefile_never_flushed)
+    fails_with(verdict, "Nothing came back", "flush()")
+
+
 @pytest.mark.parametrize(
     "server", [command_server_answers_at_end, command_server_makefile_no_flush]
 )

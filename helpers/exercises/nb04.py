@@ -623,6 +623,18 @@ HINT_QUIT_ONLY = (
     "Close after the command QUIT (once its reply BYE is sent), not after any reply BYE: "
     "`ECHO BYE` replies BYE too, and the conversation goes on."
 )
+HINT_NOTHING_YET = (
+    "Nothing came back while the connection stayed open. Writing through conn.makefile()? "
+    "Its replies sit in the file's buffer until you call flush(): flush after each reply. "
+    "Else: " + HINT_LINES
+)
+
+
+def _lines_hint(data: bytes) -> str:
+    """HINT_LINES; when nothing came at all, the replies may be waiting in a buffer."""
+    return HINT_LINES if data else HINT_NOTHING_YET
+
+
 HINT_STRIP = (
     "Remove only the line end, line.rstrip(b'\\r\\n') (or line.rstrip('\\r\\n') on the "
     "str): strip() also removes the spaces that belong to the text."
@@ -689,7 +701,7 @@ COMMAND_SERVER_CASES = [
         b"PING\n",
         b"PONG\n",
         "b'PING\\n', then end of sending",
-        HINT_LINES,
+        _lines_hint,
     ),
     Scenario(
         "answers each line at once, while the client waits",
