@@ -534,10 +534,17 @@ def test_uid_is_the_owner_of_each_socket_as_in_proc():
     sockets, not the whole table): each row's uid is /proc/net/tcp's, this user's."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         port = listener.getsockname()[1]
-        with socket.create_connection(("127.0.0.1", port), timeout=5):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
             server, _ = listener.accept()
             with server:
-                rows = _netlink.rows_on_ports({port})
+                ours = {
+                    (listener.getsockname(), ("0.0.0.0", 0)),
+                    (server.getsockname(), server.getpeername()),
+                    (client.getsockname(), client.getpeername()),
+                }
+                # only our sockets: on a busy host, another run's TIME_WAIT may share the
+                # port number (an old connection whose ephemeral port it was)
+                rows = [r for r in _netlink.rows_on_ports({port}) if (r.local, r.remote) in ours]
                 assert {row.state for row in rows} == {"LISTEN", "ESTABLISHED"}, rows
                 assert {row.uid for row in rows} == {os.getuid()}, rows
                 proc = {}
