@@ -204,9 +204,15 @@ def recv_message_reads_too_much(sock):
     return data.decode()
 
 
+def recv_message_returns_bytes(sock):
+    (length,) = struct.unpack("!I", sol03.recv_exactly(sock, 4))
+    return sol03.recv_exactly(sock, length)  # forgot .decode()
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
+        (recv_message_returns_bytes, "Decode the body before returning it"),
         (recv_message_one_recv, "Read the header with recv_exactly"),
         (recv_message_decodes_chunks, "decode the whole message"),
         (recv_message_reads_too_much, "swallows the start of the next message"),

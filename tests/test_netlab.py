@@ -110,9 +110,21 @@ def test_server_thread_output_never_reaches_stdout_directly(capfd):
 def test_rerun_replaces_the_previous_server_on_the_same_port(capsys):
     preferred = netlab.free_port()  # stands for 5000, which other programs may hold
     first = netlab.serve(echo_forever, port=preferred)
+    capsys.readouterr()
     second = netlab.serve(echo_forever, port=preferred)
     assert first.port == preferred
     assert first.state == "stopped" and second.running
+    # The re-run says what happened to the old server, before the new one's start.
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        f"netlab: stopped your earlier 'echo_forever' on 127.0.0.1:{preferred} first "
+        "(a re-run replaces it)"
+    )
+    assert lines[-1].startswith("netlab: 'echo_forever' is listening on 127.0.0.1:")
+    # Not when the old one had already stopped: there was nothing to stop.
+    second.stop()
+    second = netlab.serve(echo_forever, port=preferred)
+    assert "stopped your earlier" not in capsys.readouterr().out
     assert second.port == first.port
     with socket.create_connection(second.address, timeout=5) as c:
         c.sendall(b"x")

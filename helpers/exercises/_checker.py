@@ -946,6 +946,26 @@ def read_reply(sock, server, until, limit: int = 64 * 1024 * 1024, timeout=REPLY
     return bytes(data), "done"
 
 
+def describe_reply(data, how: str, timeout: float = REPLY_TIMEOUT) -> str:
+    """What came back, and how the wait ended, in words: for "the echo was ..."."""
+    if how == "done":
+        return show_bytes(data)
+    if not data:
+        return {
+            "timeout": f"nothing: no byte came back within {timeout:g} s",
+            "eof": "nothing: your server closed the connection without sending a byte",
+            "reset": "nothing: the connection was reset (your server's socket closed)",
+            "server-gone": "nothing: your server ended before it answered",
+        }.get(how, f"nothing ({how})")
+    then = {
+        "timeout": f"then nothing more within {timeout:g} s",
+        "eof": "then your server closed the connection",
+        "reset": "then the connection was reset",
+        "server-gone": "then your server ended",
+    }.get(how, how)
+    return f"{show_bytes(data)} ({then})"
+
+
 def read_to_eof(sock, server, timeout=REPLY_TIMEOUT):
     """Read until the server closes the connection (or a bound); return (data, how)."""
     return read_reply(sock, server, lambda data: False, timeout=timeout)

@@ -469,6 +469,13 @@ def _message_case(recv_message, pieces, texts, sent):
             raise _unexpected(call, "return the message as str")
         if results and None in results:
             returned_none(None, sent)
+        raw = next((r for r in results if isinstance(r, bytes | bytearray)), None)
+        if raw is not None and results != texts:
+            raise Failure(
+                f"it returned bytes, {show_bytes(raw)}, where the text (a str) was expected",
+                "Decode the body before returning it: recv_exactly(sock, length).decode().",
+                sent,
+            )
         if results != texts:
             raise Failure(
                 f"it returned {results!r:.80}, expected {texts!r:.80}", HINT_RECV_MESSAGE, sent

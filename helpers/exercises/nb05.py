@@ -34,6 +34,7 @@ from helpers.exercises._checker import (
     call_bounded,
     connect,
     describe_exception,
+    describe_reply,
     from_this_process,
     many_clients,
     queued,
@@ -67,7 +68,7 @@ def _echo(server, client, message: bytes, sent: str, hint: str, timeout: float =
     client.sendall(message)
     data, how = read_reply(client, server, lambda d: len(d) >= len(message), timeout=timeout)
     if data != message:
-        raise Failure(f"the echo was {show_bytes(data)} ({how})", hint, sent)
+        raise Failure(f"the echo was {describe_reply(data, how, timeout)}", hint, sent)
 
 
 def _expect_eof(srv, client, after: str, hint: str, sent: str) -> None:
@@ -148,7 +149,9 @@ def _threaded_second_client(threaded_server):
                 HINT_ACCEPT_LOOP,
                 sent,
             )
-        raise Failure(f"the echo was {show_bytes(data)} ({how})", HINT_ONE_AT_A_TIME, sent)
+        raise Failure(
+            f"client B's echo was {describe_reply(data, how, 1.0)}", HINT_ONE_AT_A_TIME, sent
+        )
 
 
 def _threaded_twenty_clients(threaded_server):
@@ -382,7 +385,7 @@ def _handle_big(judge, srv):
         data, how = read_to_eof(client, srv, timeout=5.0)
     if data != payload:
         raise Failure(
-            f"the echo was {show_bytes(data)} ({how})",
+            f"the echo was {describe_reply(data, how, 5.0)}",
             "Echo every chunk: write(data) then await writer.drain().",
             "1 MiB sent while reading the echo",
         )
@@ -1025,7 +1028,7 @@ def _echo_once(srv, client, message: bytes, sent: str, hint: str) -> None:
     if len(data) > len(message) and data.startswith(message):
         raise Failure(f"the echo of {message!r} came back more than once", HINT_NOT_TRIMMED, sent)
     if data != message:
-        raise Failure(f"the echo was {show_bytes(data)} ({how})", hint, sent)
+        raise Failure(f"the echo was {describe_reply(data, how, 2.0)}", hint, sent)
 
 
 def _big_echo(srv, client, payload: bytes) -> tuple[bytes, str]:
@@ -1198,7 +1201,8 @@ def _selector_idle(server, srv):
     if woke > SPIN_WAKEUPS:
         raise Failure(
             f"while its client was idle, your server's select() returned {woke:,} times "
-            f"in {elapsed:.2f} s (a busy loop)",
+            f"in {elapsed:.2f} s, where an idle server's select() returns about once per "
+            "timeout it is given (a busy loop)",
             HINT_BUSY,
             sent,
         )
@@ -1245,7 +1249,7 @@ def _selector_two_messages(server, srv):
         data, how = read_reply(client, srv, lambda d: len(d) >= 5, timeout=2.0)
         if data != b"world":
             hint = HINT_SHORT_READ if how in ("eof", "reset") and not data else HINT_LOOP
-            raise Failure(f"the echo was {show_bytes(data)} ({how})", hint, sent)
+            raise Failure(f"the echo was {describe_reply(data, how, 2.0)}", hint, sent)
         _selector_closes(
             srv,
             client,
@@ -1264,7 +1268,7 @@ def _selector_second_client(server, srv):
         data, how = read_reply(b, srv, lambda d: len(d) >= 1, timeout=1.0)
     if data != b"B":
         raise Failure(
-            f"client B's echo was {show_bytes(data)} ({how})",
+            f"client B's echo was {describe_reply(data, how, 1.0)}",
             "One loop serves everyone: register the listening socket and every "
             "connection with the selector, and call only what select() says is ready "
             "(accept() for the listener, recv() for a connection), once each time round.",

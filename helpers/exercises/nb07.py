@@ -32,6 +32,7 @@ from helpers.exercises._checker import (
     connect,
     connected_pair,
     describe_exception,
+    describe_reply,
     queued,
     read_reply,
     read_to_eof,
@@ -410,7 +411,7 @@ def _expect_hello(srv, client, hint: str, sent: str) -> None:
     client.sendall(b"hello")
     data, how = read_reply(client, srv, lambda d: len(d) >= 5)
     if data != b"hello":
-        raise Failure(f"the reply was {show_bytes(data)} ({how})", hint, sent)
+        raise Failure(f"the reply was {describe_reply(data, how)}", hint, sent)
 
 
 def _echoes(srv, stop):

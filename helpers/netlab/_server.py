@@ -774,7 +774,8 @@ def serve(
     ``target`` is a function (or ``async def``: it runs in its own event loop) that
     creates, binds and listens on a socket, like the seed's server.py, using the port it
     is given: 5000 when free, else a free port (a line says why). Re-running
-    ``serve`` with the same function replaces the old server. ``trace=True`` also
+    ``serve`` with the same function replaces the old server (a line says so when it
+    was still running). ``trace=True`` also
     records every socket call the server makes. ``announce=False`` prints nothing
     (a check's own servers); the output is still recorded (``srv.output()``).
     """
@@ -785,7 +786,13 @@ def serve(
     with _registry_lock:
         previous = _registry.pop(name, None)
     if previous is not None:
+        was_running = previous.running
         previous.stop()
+        if was_running and announce:  # say so: the re-run's output shows only the new start
+            print(
+                f"netlab: stopped your earlier {name!r} on "
+                f"{format_address(previous.address)} first (a re-run replaces it)"
+            )
     if port == 5000:
         port = preferred_port()  # 5000, unless this machine is shared (see _ports.py)
     chosen, why = choose_port(port)
