@@ -1241,7 +1241,10 @@ def _attack_hundred(srv):
     # connection requests beyond its queue (Linux drops those, and the client retries a
     # second or more later). Then all of them, connected at once, talk at once.
     socks: list[socket.socket] = []
-    answered: list[float] = []  # when each client's SET was answered
+    # When each client last sent a request. The server's idle clock (IDLE_TIMEOUT) starts
+    # once it has answered, which is after this and before the client reads the answer; on
+    # a loaded machine the client may read it much later, so the send time is the bound.
+    asked_at: list[float] = []
     # Under the GIL a thread is switched only at certain points: between APPEND's read
     # of the old value and its write of the new one there may be none, and a missing lock
     # would go unseen. While the clients APPEND, every thread of the server gives the
@@ -1263,12 +1266,12 @@ def _attack_hundred(srv):
             for index in range(start, min(start + WAVE, CLIENTS)):
                 sock = socket.create_connection(("127.0.0.1", srv.port), timeout=REPLY_TIMEOUT)
                 socks.append(sock)
+                asked_at.append(time.monotonic())
                 sock.sendall(encode_request("SET", b"many:%d" % index, value_of(index)))
                 wave.append((index, sock))
             for index, sock in wave:
                 left = max(0.1, min(REPLY_TIMEOUT, deadline - time.monotonic()))
                 reply = _read_replies(sock, srv, 1, timeout=left)[0]
-                answered.append(time.monotonic())
                 if reply.status != OK:
                     raise Failure(
                         f"client {index + 1}'s SET got {reply!r}, with {index} other clients "
@@ -1279,19 +1282,21 @@ def _attack_hundred(srv):
 
         def ask(index, request, count=1):
             sock = socks[index]
+            previous = asked_at[index]  # the server's idle wait began after this
+            asked_at[index] = time.monotonic()
             sock.sendall(request)
             replies = _read_replies(sock, srv, count, timeout=8.0)
-            idle = time.monotonic() - answered[index]
+            idle = time.monotonic() - previous  # at least as long as the server waited
             first = replies[0]
-            if first.status is None and not first.raw and idle > IDLE_TIMEOUT * 0.9:
+            if first.status is None and not first.raw and idle >= IDLE_TIMEOUT * 0.95:
                 # On a busy machine the SETs took longer than IDLE_TIMEOUT, and the server
                 # rightly closed this idle connection: connect again (nothing was applied).
                 with contextlib.suppress(OSError):
                     sock.close()
                 socks[index] = socket.create_connection(("127.0.0.1", srv.port), timeout=8.0)
+                asked_at[index] = time.monotonic()
                 socks[index].sendall(request)
                 replies = _read_replies(socks[index], srv, count, timeout=8.0)
-            answered[index] = time.monotonic()
             for reply in replies:
                 if reply.status != OK:
                     raise Failure(f"client {index + 1} got {reply!r}", HINT_CONCURRENT, sent)
