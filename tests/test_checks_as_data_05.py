@@ -104,3 +104,36 @@ def test_handle_and_selector_scenarios_are_rows_too(monkeypatch):
     verdict = nb05.check_selector_server(sol05.selector_server)
     assert_passes(verdict)
     assert "echoes three words" in str(verdict)
+
+
+def test_one_slow_step_on_a_busy_machine_does_not_hide_the_real_mistake(monkeypatch):
+    """In a loaded make test, the event loop's thread got no CPU for over 0.5 s while a
+    handler that echoes only once was judged: the verdict blamed a blocked event loop
+    instead of the missing loop. A slow step is judged again, and that run's verdict
+    counts. Here the busy machine is made certain: the first call stalls the loop."""
+    import time
+
+    monkeypatch.setattr(nb05, "HANDLE_SCENARIOS", [("echoes three words", _handle_three_words)])
+    calls = []
+
+    async def answers_once_on_a_busy_machine(reader, writer):
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(nb05.BLOCKED_LOOP + 0.2)  # what a starved thread looks like to asyncio
+        writer.write(await reader.read(65536))
+        await writer.drain()
+        await reader.read(65536)  # then it reads on, and never echoes again
+        writer.close()
+
+    verdict = nb05.check_handle(answers_once_on_a_busy_machine)
+    fails_with(verdict, "Keep the conversation going", absent=["event loop"])
+    assert len(calls) == 2, str(verdict)
+
+    async def blocks_every_time(reader, writer):
+        time.sleep(nb05.BLOCKED_LOOP + 0.2)  # a real mistake blocks on the second run too
+        writer.write(await reader.read(65536))
+        await writer.drain()
+        await reader.read(65536)
+        writer.close()
+
+    fails_with(nb05.check_handle(blocks_every_time), "event loop")

@@ -287,10 +287,15 @@ class _HandleCheck:
 
         def run():
             failure, slow = attempt()
-            if slow.longest is not None and failure is None and not self.stub.is_set():
-                # One slow step in a scenario that passed may be a busy machine (this
-                # thread got no CPU for a while), not the handler: a handler that blocks
-                # does so again. Only a step that is slow on a second run counts.
+            if slow.longest is not None and not self.stub.is_set():
+                # One slow step may be a busy machine (this thread got no CPU for a
+                # while), not the handler: a handler that blocks does so again. Only a
+                # step that is slow on a second run counts, and that run's verdict is the
+                # one given (else a busy machine would hide the handler's real mistake).
+                self.crashes.clear()
+                self.unawaited.clear()
+                self.client_resets.clear()
+                self.unwaited_close = False
                 failure, slow = attempt()
             if self.stub.is_set():
                 raise NotDone()
