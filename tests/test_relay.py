@@ -453,12 +453,17 @@ def test_clear_forgets_ended_connections_and_renumbers(make_relay):
 
 def test_relay_threads_never_print(make_relay, capfd):
     def handler(conn):
+        # Only once the client is connected (its b"go" came through): otherwise, on a
+        # loaded machine, the relay can pass on the reset before connect() has returned
+        # in the client's thread, and connect() itself raises ConnectionResetError.
+        assert conn.recv(2) == b"go"
         conn.sendall(b"hi")
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
 
     with TargetServer(handler) as server:
         relay = make_relay(server.port)
         with connect(relay) as client:
+            client.sendall(b"go")
             read_until_end(client)
         relay.wait_closed(1, TIMEOUT)
         relay.stop()
