@@ -6,6 +6,7 @@ check run it, pass the reference solution and catch a mistake the table did not.
 from __future__ import annotations
 
 import socket
+import time
 
 from exercise_asserts import assert_passes, fails_with
 
@@ -111,8 +112,6 @@ def test_one_slow_step_on_a_busy_machine_does_not_hide_the_real_mistake(monkeypa
     handler that echoes only once was judged: the verdict blamed a blocked event loop
     instead of the missing loop. A slow step is judged again, and that run's verdict
     counts. Here the busy machine is made certain: the first call stalls the loop."""
-    import time
-
     monkeypatch.setattr(nb05, "HANDLE_SCENARIOS", [("echoes three words", _handle_three_words)])
     calls = []
 

@@ -234,6 +234,10 @@ class _HandleCheck:
     def __init__(self, handle):
         self.handle = handle
         self.stub = threading.Event()
+        self.forget()
+
+    def forget(self) -> None:
+        """Start a scenario's record afresh (before it runs again)."""
         self.crashes: list[tuple[str, str]] = []  # (what, hint); text only, no frame stays alive
         self.unawaited: list[str] = []
         self.client_resets = threading.Event()  # set when the check closes with unread data
@@ -292,10 +296,7 @@ class _HandleCheck:
                 # while), not the handler: a handler that blocks does so again. Only a
                 # step that is slow on a second run counts, and that run's verdict is the
                 # one given (else a busy machine would hide the handler's real mistake).
-                self.crashes.clear()
-                self.unawaited.clear()
-                self.client_resets.clear()
-                self.unwaited_close = False
+                self.forget()
                 failure, slow = attempt()
             if self.stub.is_set():
                 raise NotDone()
