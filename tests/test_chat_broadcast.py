@@ -9,11 +9,11 @@ owns the room). nc, a real line client, joins the same room. Every wait is bound
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
+from portscript import PORT, script_on_free_port
 
 from helpers import netlab
 from helpers.exercises import nb09
@@ -133,27 +133,7 @@ def test_nc_joins_the_room():
 
 def test_chat_module_runs_as_a_process():
     """python -m helpers.servers.chat PORT serves the same room (the module docstring)."""
-    port = netlab.free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "helpers.servers.chat", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        pause = threading.Event()  # never set: a bounded wait between tries
-        for _ in range(100):  # up to about 10 s for the interpreter to start and listen
-            assert process.poll() is None, process.stderr.read().decode()
-            try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-                break
-            except ConnectionRefusedError:
-                pause.wait(0.1)
-        else:
-            raise AssertionError("python -m helpers.servers.chat did not listen within 10 s")
-        with sock:
+    with script_on_free_port("-m", "helpers.servers.chat", PORT) as (_, port):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             sock.sendall(b"zo\xc3\xab\n")
             assert sock.makefile("rb").readline() == "* zoë joined\n".encode()
-    finally:
-        process.terminate()
-        process.wait(10)

@@ -1,24 +1,24 @@
 """`make lab` starts a JupyterLab at the repository root, with notebook 00 open, ipywidgets
 working and JupyterLab's news pop-up off (the course's own config, jupyter/)."""
 
+import contextlib
 import json
 import os
 import re
 import secrets
+import socket
+import threading
 from pathlib import Path
 
 from labserver import Lab, get
-
-from helpers import netlab
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTIFICATION = "@jupyterlab/apputils-extension:notification"
 
 
-def test_make_lab_serves_the_repository_with_notebook_00_and_the_widget_extension(tmp_path):
-    port = netlab.free_port()
+def make_lab(tmp_path, port=None) -> Lab:
+    """`make lab` as a learner runs it, on its own port, token and settings folders."""
     token = secrets.token_hex(16)
-    args = f"--no-browser --port={port} --IdentityProvider.token={token} --ServerApp.port_retries=0"
     # The runtime folder holds the page that opens the browser; own settings and workspaces
     # folders keep this machine's ~/.jupyter out of what is checked (and unchanged).
     env = dict(
@@ -27,10 +27,19 @@ def test_make_lab_serves_the_repository_with_notebook_00_and_the_widget_extensio
         JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
         JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
     )
-    command = ["make", "--no-print-directory", "lab", f"LAB_ARGS={args}"]
-    lab = Lab(command, port, token, cwd=ROOT, env=env)
+
+    def command(port: int) -> list[str]:
+        args = f"--no-browser --port={port} --IdentityProvider.token={token}"
+        args += " --ServerApp.port_retries=0"
+        return ["make", "--no-print-directory", "lab", f"LAB_ARGS={args}"]
+
+    return Lab.start(command, token, port=port, cwd=ROOT, env=env)
+
+
+def test_make_lab_serves_the_repository_with_notebook_00_and_the_widget_extension(tmp_path):
+    lab = make_lab(tmp_path)
+    token = lab.token
     try:
-        lab.wait_ready()
         # the file browser's root is the repository: notebooks/ and helpers/ are in reach
         status, body = get(f"{lab.base}/api/contents/notebooks/00-welcome.ipynb", token)
         model = json.loads(body)
@@ -61,3 +70,39 @@ def test_make_lab_serves_the_repository_with_notebook_00_and_the_widget_extensio
         assert "python3" in json.loads(body)["kernelspecs"]
     finally:
         lab.stop()
+
+
+def test_a_lab_whose_port_another_program_took_is_started_on_another(tmp_path):
+    # What a second test run on the same machine did once: its echo server took the port
+    # chosen for the lab before the lab bound it, and answered the readiness GET with the
+    # GET itself (http.client.BadStatusLine). Here the port is taken for certain.
+    holder = socket.create_server(("127.0.0.1", 0))
+    holder.settimeout(0.2)
+    taken = holder.getsockname()[1]
+    done = threading.Event()
+
+    def echo():
+        while not done.is_set():
+            try:
+                conn, _ = holder.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                with contextlib.suppress(OSError):
+                    conn.sendall(conn.recv(4096))
+
+    echoer = threading.Thread(target=echo, daemon=True)
+    echoer.start()
+    try:
+        lab = make_lab(tmp_path, port=taken)
+        try:
+            assert lab.taken == [taken] and lab.port != taken
+            status, body = get(f"{lab.base}/api/contents/notebooks/00-welcome.ipynb", lab.token)
+            assert status == 200 and json.loads(body)["type"] == "notebook"
+        finally:
+            lab.stop()
+    finally:
+        done.set()
+        echoer.join(5)
+        holder.close()

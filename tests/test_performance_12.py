@@ -13,8 +13,8 @@ import threading
 import time
 
 import pytest
+from portscript import PORT, script_on_free_port
 
-from helpers import netlab
 from helpers.exercises.solutions.nb12 import recv_exactly
 from helpers.servers.bulk import iperf3_mb_per_s, send_for
 from helpers.servers.pingpong import PingPongResult, run_pingpong
@@ -124,8 +124,7 @@ def test_linux_doubles_the_buffer_size_you_set():
 
 
 def test_the_bulk_path_delivers_every_byte_and_iperf3_reports():
-    port = netlab.free_port()
-    with netlab.start_script("-m", "helpers.servers.bulk", str(port), listen_port=port):
+    with script_on_free_port("-m", "helpers.servers.bulk", PORT) as (_, port):
         ours = send_for(port, seconds=0.3)  # raises unless the sink counted every byte
     assert ours > 0
     report = iperf3_mb_per_s(seconds=1)  # make test installs iperf3 (tools/system-tools.sh)
@@ -134,8 +133,7 @@ def test_the_bulk_path_delivers_every_byte_and_iperf3_reports():
 
 @pytest.mark.parametrize("design", ["threaded", "selector", "asyncio"])
 def test_each_design_echoes_every_byte_under_load(design):
-    port = netlab.free_port()
-    with netlab.start_script("-m", "helpers.servers", design, str(port), listen_port=port):
+    with script_on_free_port("-m", "helpers.servers", design, PORT) as (_, port):
         result = run_pingpong(port, clients=100, seconds=0.2)
     assert result.ok, (result.line(design), result.errors)
     assert result.exchanges >= 100, result.line(design)  # every client got at least one

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import psutil
 import pytest
+from portscript import PORT, script_on_free_port
 
 from helpers import netlab
 from helpers.servers import DESIGNS
@@ -120,7 +121,6 @@ def test_socketserver_server_sets_so_reuseaddr_except_on_windows():
 
 # --- what real servers meet: too many clients, stalled clients (each server as a process) ---
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Run one design with a lowered open-files limit and some module constants changed:
 #   python -c RUNNER DESIGN PORT NOFILE [NAME=VALUE ...]   (VALUE a float)
 RUNNER = """
@@ -144,25 +144,9 @@ PER_CLIENT_MEMORY = 768 * 1024
 @contextlib.contextmanager
 def server_process(design, nofile=NOFILE, **settings):
     """The design running as its own process (limit ``nofile``); yields (process, port)."""
-    for _attempt in range(5):
-        port = netlab.free_port()
-        extra = [f"{name}={value}" for name, value in settings.items()]
-        process = netlab.start_script(
-            "-c", RUNNER, design, str(port), str(nofile), *extra, cwd=ROOT, listen_port=None
-        )
-        try:
-            process.wait_listening(port, timeout=10)
-        except netlab.ProcessError:
-            process.stop()
-            if "Address already in use" in process.output:
-                continue  # another program took the free port first: try another
-            raise
-        try:
-            yield process, port
-        finally:
-            process.stop()
-        return
-    pytest.fail("no free port for the server process in 5 attempts")
+    extra = [f"{name}={value}" for name, value in settings.items()]
+    with script_on_free_port("-c", RUNNER, design, PORT, str(nofile), *extra) as running:
+        yield running
 
 
 def wait_for(condition, timeout, what):
