@@ -6,10 +6,12 @@ also leave, and the server's threads never crash (no RuntimeError: the broadcast
 owns the room). nc, a real line client, joins the same room. Every wait is bounded.
 """
 
+import queue
 import shutil
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,64 @@ def test_100_clients_come_and_go_while_3_talk_and_nothing_is_lost(round_):
     assert result["unleft"] == {f"stayer{i}": [] for i in range(3)}
     assert not result["churn_errors"], [f.what for f in result["churn_errors"]]
     assert errors == [], errors
+
+
+def test_a_stayer_whose_own_line_comes_late_talks_on(monkeypatch):
+    """A loaded make test once ended the round above with {'stayer0': 410, 'stayer1': 6,
+    'stayer2': 9}: two stayers stopped talking because their own line took longer than
+    REPLY_TIMEOUT on a busy machine, though the room was alive and lost nothing. Here the
+    delay is certain: the server holds stayer1's "message 2" for 3 s (REPLY_TIMEOUT is
+    1 s) while a fourth client's lines keep coming; stayer1 waits for it and talks on."""
+    monkeypatch.setattr(nb09, "REPLY_TIMEOUT", 1.0)
+    timers = []
+
+    class HoldOne(queue.Queue):
+        def put(self, item, block=True, timeout=None):
+            kind, _, nick, extra = item
+            if (kind, nick, extra) == ("say", "stayer1", "message 2") and not timers:
+                timers.append(threading.Timer(3.0, super().put, (item,)))
+                timers[0].start()
+                return
+            super().put(item, block, timeout)
+
+    def slow_room(port):
+        events = HoldOne()
+        threading.Thread(target=chat.broadcaster, args=(events,), daemon=True).start()
+        with socket.create_server(("127.0.0.1", port), backlog=128) as listener:
+            while True:
+                conn, _ = listener.accept()
+                threading.Thread(target=chat.read_client, args=(conn, events), daemon=True).start()
+
+    srv = netlab.serve(slow_room, port=None, announce=False)
+    done = threading.Event()
+
+    def ticker():  # a fourth member who says "tick" every 50 ms and reads what comes
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+            sock.sendall(b"ticker\n")
+            while not done.is_set():
+                sock.sendall(b"tick\n")
+                next_tick = time.monotonic() + 0.05
+                while (left := next_tick - time.monotonic()) > 0:  # read until the next tick
+                    sock.settimeout(left)
+                    try:
+                        if not sock.recv(65536):
+                            return  # the server ended it: the churn's verdict says more
+                    except TimeoutError:
+                        break
+
+    ticking = threading.Thread(target=ticker, daemon=True)
+    ticking.start()
+    try:
+        result = nb09.churn(srv.port, stayers=3, churners=100)
+    finally:
+        done.set()
+        ticking.join(5)
+        srv.stop()
+        for timer in timers:
+            timer.join(5)
+    assert timers, "the server never held stayer1's message 2"
+    assert all(count >= 50 for count in result["sent"].values()), result["sent"]
+    assert result["missing"] == {f"stayer{i}": [] for i in range(3)}
 
 
 def test_the_scenario_catches_a_broadcast_over_the_live_dict():

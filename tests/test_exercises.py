@@ -209,9 +209,30 @@ def recv_message_returns_bytes(sock):
     return sol03.recv_exactly(sock, length)  # forgot .decode()
 
 
+def recv_message_turns_eof_into_connection_error(sock):
+    try:
+        (length,) = struct.unpack("!I", sol03.recv_exactly(sock, 4))
+        return sol03.recv_exactly(sock, length).decode()
+    except EOFError as exc:  # a helper session's answer: the task asks for EOFError
+        raise ConnectionError("peer closed mid-frame") from exc
+
+
+def recv_message_raises_its_own_error(sock):
+    (length,) = struct.unpack("!I", sol03.recv_exactly(sock, 4))
+    data = b""
+    while len(data) < length:
+        chunk = sock.recv(length - len(data))
+        if not chunk:
+            raise RuntimeError("incomplete message")
+        data += chunk
+    return data.decode()
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
+        (recv_message_turns_eof_into_connection_error, "The task asks for EOFError"),
+        (recv_message_raises_its_own_error, "The task asks for EOFError"),
         (recv_message_returns_bytes, "Decode the body before returning it"),
         (recv_message_one_recv, "Read the header with recv_exactly"),
         (recv_message_decodes_chunks, "decode the whole message"),

@@ -247,9 +247,33 @@ def graceful_drops_quiet_clients(port, stop):
                     pass  # a quiet client is dropped
 
 
+def graceful_tests_the_event_itself(port, stop):
+    with socket.socket() as listener:  # a helper session's answer
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        listener.settimeout(0.1)
+        while not stop:  # an Event object is always true: the loop never runs
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(conn.recv(1024))
+
+
+def test_nb07_a_correct_server_that_tests_the_event_for_a_default_passes():
+    def graceful_server(port, stop=None):
+        stop = stop or threading.Event()  # truth-tests the Event, harmlessly
+        return sol07.graceful_server(port, stop)
+
+    verdict = nb07.check_graceful_server(graceful_server)
+    assert verdict.passed, str(verdict)
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
+        (graceful_tests_the_event_itself, "`while not stop.is_set():`. `not stop` is always"),
         (graceful_never_closes_conn, "`with conn:` blocks close"),
         (graceful_drops_quiet_clients, "keep waiting (continue)"),
         (graceful_ignores_stop, "never looks at `stop`"),

@@ -501,6 +501,14 @@ def _closed_mid_frame(recv_message):
                 "The message is incomplete: let recv_exactly raise EOFError.",
                 sent,
             )
+        if not isinstance(call.error, EOFError):
+            raise Failure(
+                f"it raised {describe_exception(call.error)}, not EOFError",
+                "The task asks for EOFError: let the one from recv_exactly come through (do "
+                "not catch it, and do not raise another exception instead), so that the code "
+                "that calls recv_message can catch EOFError and know the peer closed mid-message.",
+                sent,
+            )
 
     return check
 

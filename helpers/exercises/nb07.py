@@ -362,6 +362,10 @@ HINT_IS_SET_CALL = (
     "Call it: `while not stop.is_set():` (with the parentheses); without them "
     "`not stop.is_set` is always False and the loop never runs."
 )
+HINT_EVENT_TRUTH = (
+    "Ask the event whether it is set: `while not stop.is_set():`. `not stop` is always "
+    "False, so a `while not stop:` loop never runs and your function returns at once."
+)
 HINT_KEEP_WAITING = (
     "A recv() timeout only means 'nothing has arrived yet': on TimeoutError look at stop and "
     "keep waiting (continue). Close the connection only when recv() returns b'' or stop is "
@@ -394,6 +398,15 @@ def _graceful_case(graceful_server, scenario):
         try:
             with serving(server) as srv:
                 scenario(srv, stop)
+        except Failure:
+            if stop.truth_tested and not stop.misused:
+                raise Failure(
+                    "your code tested `stop` itself (as in `while not stop:`): a "
+                    "threading.Event object is always true, set or not",
+                    HINT_EVENT_TRUTH,
+                    "where your function looks at stop",
+                ) from None
+            raise
         finally:
             if stop.misused:
                 raise Failure(
@@ -630,6 +643,11 @@ class _StopEvent(threading.Event):
     def __init__(self):
         super().__init__()
         self.misused = False
+        self.truth_tested = False  # `while not stop:`; told only if a scenario failed
+
+    def __bool__(self) -> bool:
+        self.truth_tested = True
+        return True  # what a real Event gives
 
     @property
     def is_set(self):

@@ -868,14 +868,28 @@ def churn(port: int, stayers: int = STAYERS, churners: int = CHURNERS, min_messa
                 except OSError:
                     return
                 sent[person.nick] = number + 1
-                if not room.wait(
-                    lambda text=text: text in person.lines or person.ended,
-                    min(REPLY_TIMEOUT, max(0.0, deadline - time.monotonic())),
-                ):
+                if not wait_own(person, text):
                     return
                 if person.ended:
                     return
                 number += 1
+
+        def wait_own(person, text) -> bool:
+            """Wait for the person's own line. A slow one is waited for while other lines
+            still come (a busy machine delays them all); REPLY_TIMEOUT with no line at all,
+            or the scenario's end, means it is not coming (then ``missing`` names it)."""
+            while True:
+                seen = len(person.lines)
+                if room.wait(
+                    lambda seen=seen: (
+                        text in person.lines or person.ended or len(person.lines) > seen
+                    ),
+                    min(REPLY_TIMEOUT, max(0.0, deadline - time.monotonic())),
+                ):
+                    if text in person.lines or person.ended:
+                        return True
+                    continue  # other lines came meanwhile: the room is alive, wait on
+                return False
 
         def churner(index):
             nick = f"churner{index}"
