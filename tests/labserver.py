@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from helpers import netlab
 
-PORT_TAKEN = re.compile(r"The port (\d+) is already in use")
+PORT_TAKEN = re.compile(r"The port \d+ is already in use")
 
 
 class PortTaken(Exception):

@@ -878,18 +878,18 @@ def churn(port: int, stayers: int = STAYERS, churners: int = CHURNERS, min_messa
             """Wait for the person's own line. A slow one is waited for while other lines
             still come (a busy machine delays them all); REPLY_TIMEOUT with no line at all,
             or the scenario's end, means it is not coming (then ``missing`` names it)."""
-            while True:
+
+            def arrived() -> bool:
+                return text in person.lines or person.ended is not None
+
+            while not arrived():
                 seen = len(person.lines)
-                if room.wait(
-                    lambda seen=seen: (
-                        text in person.lines or person.ended or len(person.lines) > seen
-                    ),
+                if not room.wait(
+                    lambda seen=seen: arrived() or len(person.lines) > seen,
                     min(REPLY_TIMEOUT, max(0.0, deadline - time.monotonic())),
                 ):
-                    if text in person.lines or person.ended:
-                        return True
-                    continue  # other lines came meanwhile: the room is alive, wait on
-                return False
+                    return False  # no line at all for REPLY_TIMEOUT, or the scenario's end
+            return True
 
         def churner(index):
             nick = f"churner{index}"
