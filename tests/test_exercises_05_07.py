@@ -8,6 +8,7 @@ import asyncio
 import socket
 import struct
 import threading
+import time
 
 import pytest
 
@@ -247,6 +248,30 @@ def graceful_drops_quiet_clients(port, stop):
                     pass  # a quiet client is dropped
 
 
+def graceful_drops_quiet_clients_late(port, stop):
+    # As above, but the thread runs late after its timeout, as on a busy machine where it
+    # waits for a CPU: the connection is closed after the client's quiet 0.5 s has passed.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    listener.settimeout(0.1)
+    with listener:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(0.1)
+            with conn:
+                try:
+                    while not stop.is_set() and (data := conn.recv(4096)):
+                        conn.sendall(data)
+                except TimeoutError:
+                    late = time.monotonic() + 0.6
+                    while time.monotonic() < late:
+                        pass  # runnable, not waiting: what a thread without a CPU looks like
+
+
 def graceful_tests_the_event_itself(port, stop):
     with socket.socket() as listener:  # a helper session's answer
         listener.bind(("127.0.0.1", port))
@@ -276,6 +301,7 @@ def test_nb07_a_correct_server_that_tests_the_event_for_a_default_passes():
         (graceful_tests_the_event_itself, "`while not stop.is_set():`. `not stop` is always"),
         (graceful_never_closes_conn, "`with conn:` blocks close"),
         (graceful_drops_quiet_clients, "keep waiting (continue)"),
+        (graceful_drops_quiet_clients_late, "keep waiting (continue)"),
         (graceful_ignores_stop, "never looks at `stop`"),
         (graceful_blocking_recv, "never looks at `stop`"),
         (graceful_forgets_clients, "close every client connection"),
